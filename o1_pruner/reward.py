@@ -400,6 +400,8 @@ def score_reference_logprobs(dataset, # rewarded dataset (messages, completion c
         warnings.warn(f"{too_long} row(s) have a prompt that fills the cutoff ({cutoff}): ref_logp=NaN, n_response_tokens=0")
     todo.sort(key=lambda t: -len(t[2]["input_ids"]))
     fh = open(cache_file, "a") if cache_file else None
+    if fh and cache_file.stat().st_size and not cache_file.read_bytes().endswith(b"\n"):
+        fh.write("\n")   # end the torn line of an interrupted run so the next record starts clean
     try:
         batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
         with torch.inference_mode():
