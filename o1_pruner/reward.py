@@ -146,6 +146,10 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
     if eos is None:
         raise ValueError("No end-of-turn text: pass a tokenizer (its eos_token is used) or set eos_text "
                          "(e.g. '<|im_end|>'; '' to append nothing)")
+    no_text = df["problem"].isna() | df["problem"].astype(str).str.strip().eq("")
+    if no_text.any():
+        ex = df.loc[no_text, ["problem_id", "sample_idx"]].head(3).to_dict("records")
+        raise ValueError(f"{int(no_text.sum())} sample(s) have no `problem` text, needed for the training prompt, e.g. {ex}")
     df = df.copy()
     df["length"] = _lengths(df, cfg.length_field, counts)
     bad = ~(df["length"] > 0)

@@ -185,6 +185,13 @@ def test_edge_cases_counted():
     assert adv["same"].tolist() == [0, 0] and adv["a"].tolist() == pytest.approx([1, -1])
 
 
+def test_missing_problem_text_is_a_clear_error():
+    df = frame(SPEC)
+    df.loc[2, "problem"] = None
+    with pytest.raises(ValueError, match="no `problem` text.*'sample_idx': 2"):
+        build_rewarded_dataset(df, RewardConfig(eos_text=EOS), verbose=False)
+
+
 def test_thinking_tokens_fallback():
     df = pd.DataFrame([rec("p", 0, 100, True, thinking=40), rec("p", 1, 200, True, thinking=None)])
     with pytest.warns(UserWarning, match="no think block"):
