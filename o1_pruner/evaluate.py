@@ -154,7 +154,7 @@ def store_metrics(df:pd.DataFrame, # sample records of one model on one test set
     return m
 
 # %% ../nbs/06_evaluation.ipynb #d27753ea
-_AVG_KEYS = ("accuracy", "mean_tokens", "median_tokens", "truncation_rate", "acc_std", "acc_se")
+_AVG_KEYS = ("accuracy", "mean_tokens", "median_tokens", "truncation_rate", "acc_std")
 
 def _nanmean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
@@ -181,6 +181,10 @@ def compare(metrics:dict, # {model: {dataset: store_metrics(...)}}
             out[model][ds] = m
         avg = {k: _nanmean([out[model][d].get(k) for d in datasets]) for k in
                _AVG_KEYS + ("token_reduction", "acc_change", "aes_written", "aes_table")}
+        for k in ("acc_se", "acc_se_problems"):  # standard error of a mean of independent estimates
+            ses = [out[model][d].get(k) for d in datasets]
+            ok_ses = [x for x in ses if x is not None and not math.isnan(x)]
+            avg[k] = math.sqrt(sum(x * x for x in ok_ses)) / len(ok_ses) if len(ok_ses) == len(ses) else None
         walls = [out[model][d].get("wall_time_s") for d in datasets]
         avg["wall_time_s"] = float(sum(walls)) if all(w is not None for w in walls) else None
         avg["n_problems"] = int(sum(out[model][d]["n_problems"] for d in datasets))
@@ -272,6 +276,14 @@ def reduction_by_difficulty(samples:pd.DataFrame, # samples with a `difficulty` 
     g["token_reduction"] = (g["base_tokens"] - g["mean_tokens"]) / g["base_tokens"]
     return g.reset_index(drop=True)
 
+_DIFF_ORDER = ["base 100%", "base 51-99%", "base 1-50%", "base 0%", "short", "medium", "long"]
+
+def _difficulty_key(label:str):
+    "Easy groups first: base-accuracy buckets from solved to unsolved, length terciles, levels by their number."
+    if label in _DIFF_ORDER: return (0, _DIFF_ORDER.index(label), "")
+    num = re.findall(r"\d+", label)
+    return (1, int(num[0]) if num else 0, label)
+
 def plot_reduction_by_difficulty(red:pd.DataFrame, # output of `reduction_by_difficulty`
                                  path:str|Path, # PNG to write
                                  rule:str="", # difficulty rule, for the title
@@ -282,7 +294,8 @@ def plot_reduction_by_difficulty(red:pd.DataFrame, # output of `reduction_by_dif
     fig, axes = plt.subplots(1, len(dsets), figsize=(4.2 * len(dsets), 3.8), squeeze=False)
     for ax, ds in zip(axes[0], dsets):
         sub = red[red.dataset == ds]
-        if len(sub): sns.barplot(data=sub, x="difficulty", y="token_reduction", hue="model", ax=ax)
+        if len(sub): sns.barplot(data=sub, x="difficulty", y="token_reduction", hue="model", ax=ax,
+                                 order=sorted(set(sub["difficulty"]), key=_difficulty_key))
         ax.axhline(0, color="k", lw=0.8)
         ax.set(title=ds, xlabel=f"difficulty ({rule})" if rule else "difficulty", ylabel="token reduction vs base")
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
@@ -553,124 +566,45 @@ def merge_lora_adapter(adapter_dir:str|Path, # LoRA adapter folder
     return out_dir
 
 # %% ../nbs/06_evaluation.ipynb #23befb53
-def _grader():
-    try:
-        from o1_pruner.grading import grade
-        return lambda resp, gold: tuple(grade(resp, gold))
-    except ImportError:
-        from o1_pruner.data import find_boxed
-        def g(resp, gold):
-            ex = find_boxed(resp or "")
-            return (ex is not None and ex.replace(" ", "") == str(gold).replace(" ", "")), ex, "exact-match fallback (o1_pruner.grading missing)"
-        return g
-
-_ENGINES: dict = {}
-
-def _load_hf(model_path:str):
-    "Load (model, tokenizer) with transformers, once per path (LoRA adapters through peft)."
-    if model_path in _ENGINES: return _ENGINES[model_path]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    if is_lora_adapter(model_path):
-        from peft import PeftModel
-        acfg = json.loads((Path(model_path)/"adapter_config.json").read_text())
-        model = AutoModelForCausalLM.from_pretrained(acfg["base_model_name_or_path"], dtype="auto")
-        model = PeftModel.from_pretrained(model, model_path).merge_and_unload()
-        tok_src = model_path if (Path(model_path)/"tokenizer_config.json").exists() else acfg["base_model_name_or_path"]
-    else:
-        model, tok_src = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto"), model_path
-    tok = AutoTokenizer.from_pretrained(tok_src, padding_side="left")
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
-    model.eval()
-    _ENGINES.clear(); _ENGINES[model_path] = (model, tok)  # keep one model resident
-    return model, tok
-
-def _fallback_generate(model_path, problems, store, n, temperature, top_p, max_tokens, batch_size, system,
-                       user_template, speed, enable_thinking, seed, config) -> None:
-    "Minimal resumable transformers generator writing sample-store records (used until o1_pruner.sampling exists)."
-    import torch
-    from tqdm.auto import tqdm
-    store.mkdir(parents=True, exist_ok=True)
-    meta = store/"store.json"
-    fp = _fingerprint(config)
-    if meta.exists():
-        old = json.loads(meta.read_text())
-        if old.get("fingerprint") != fp:
-            diff = {k: (old.get("config", {}).get(k), v) for k, v in config.items() if old.get("config", {}).get(k) != v}
-            raise ValueError(f"{store} was generated with different settings {diff} (old, new); use another output_dir or delete that store")
-    else: meta.write_text(json.dumps(dict(config=config, fingerprint=fp), indent=1, default=str))
-    done = set(zip(*[read_store(store)[c] for c in ("problem_id", "sample_idx")])) if any(store.glob("*.jsonl")) else set()
-    todo = [(p, s) for s in range(n) for p in problems if (p["id"], s) not in done]
-    if not todo: return
-    model, tok = _load_hf(model_path)
-    grade = _grader()
-    eos = tok.eos_token_id
-    with (store/"shard-00000.jsonl").open("a", encoding="utf-8") as out, tqdm(total=len(todo), desc=store.parent.parent.name + "/" + store.parent.name, leave=False) as bar:
-        for b in range(0, len(todo), batch_size):
-            batch = todo[b:b + batch_size]
-            prompts = [render_prompt(tok, build_messages(p["problem"], system=system, speed=speed, user_template=user_template),
-                                     enable_thinking) for p, _ in batch]
-            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-            torch.manual_seed(seed * 1_000_003 + b)
-            kw = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(do_sample=False)
-            with torch.no_grad():
-                gen = model.generate(**enc, max_new_tokens=max_tokens, pad_token_id=tok.pad_token_id, eos_token_id=eos, **kw)
-            for (p, s), prompt, ids in zip(batch, prompts, gen[:, enc["input_ids"].shape[1]:].tolist()):
-                stop = eos in ids
-                ids = ids[:ids.index(eos)] if stop else ids
-                text = tok.decode(ids, skip_special_tokens=True)
-                ok, extracted, why = grade(text, p["answer"])
-                out.write(json.dumps(dict(problem_id=p["id"], sample_idx=s, problem=p["problem"], gold=p["answer"], prompt=prompt,
-                                          completion=text, num_tokens=len(ids), thinking_tokens=None,
-                                          finish_reason="stop" if stop else "length", extracted=extracted,
-                                          correct=bool(ok), grade_reason=why)) + "\n")
-            out.flush()
-            bar.update(len(batch))
+def _missing(store:Path, ids:Sequence[str], n:int) -> int:
+    "How many of the wanted (problem, sample) pairs the store lacks."
+    if not store.exists() or not any(store.glob("*.jsonl")): return len(ids) * n
+    have = set(zip(*[read_store(store)[c] for c in ("problem_id", "sample_idx")]))
+    return sum((pid, j) not in have for pid in ids for j in range(n))
 
 def generate_for_eval(model:str, # model path or hub name (a LoRA adapter folder is merged by `evaluate` first)
-                      dataset, # problems: a `datasets.Dataset` / list of dicts with id, problem, answer
+                      dataset:str, # test set: built-in name or file (as for `load_problems`)
                       out_dir:str|Path, # the sample store folder for this model x dataset x protocol
                       n:int=1, # samples per problem
                       temperature:float=0.0, # 0 = greedy
                       top_p:float=1.0, # nucleus sampling
                       max_tokens:int=8192, # max new tokens per solution
-                      backend:str="transformers", # "transformers" or "vllm"
-                      batch_size:int=8, # prompts per generation batch (transformers)
-                      system:str|None="marco", # system prompt key or text
-                      user_template:str=USER_TEMPLATE, # user turn template
-                      speed:str|None=None, # Fast-Solving Prompt suffix
-                      enable_thinking:bool|None=None, # for chat templates that support it
-                      seed:int=0, # sampling seed
+                      limit:int|None=None, # only the first `limit` problems
+                      engine:dict|None=None, # cache for the loaded backend, reused across test sets of one model
+                      **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields (backend, batch_size, system, ...)
                      ) -> dict:
-    "Fill one sample store (resuming), returning new samples, their tokens and the generation wall time."
+    "Fill one sample store (resuming) through the sampling module; return new samples, their tokens and the generation wall time."
+    from o1_pruner.sampling import SampleConfig, SampleStore, backend_for, sample, store_spec
     out_dir = Path(out_dir)
-    problems = list(dataset)
-    before = read_store(out_dir) if out_dir.exists() else None
-    config = dict(model=str(model), n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, max_tokens=max_tokens,
-                  system=system, user_template=user_template, speed=speed, enable_thinking=enable_thinking,
-                  seed=seed if temperature > 0 else None)
-    try:
-        from o1_pruner import sampling  # noqa: F401
-        have_sampling = hasattr(sampling, "SampleStore")
-    except ImportError:
-        have_sampling = False
+    cfg = SampleConfig(model=str(model), dataset=str(dataset), limit=limit, k=n, temperature=temperature, top_p=top_p,
+                       max_tokens=max_tokens, output_dir=str(out_dir), **sample_kwargs)
+    if SampleStore(out_dir).meta is not None:  # refuse a store made with other settings, even when nothing is missing
+        SampleStore(out_dir).init(store_spec(cfg), n, limit)
+    ids = load_problems(dataset, limit=limit)["id"]
+    if _missing(out_dir, ids, n) == 0: return dict(new_samples=0, generated_tokens=0, wall_time_s=0.0)
+    engine = {} if engine is None else engine
+    if engine.get("model") != str(model):
+        engine.clear()
+        engine.update(model=str(model), backend=backend_for(cfg))
+    before = read_store(out_dir) if out_dir.exists() and any(out_dir.glob("*.jsonl")) else None
     t0 = time.perf_counter()
-    if have_sampling and hasattr(sampling, "generate_into_store"):
-        # the sampling module's resumable entry point (signature per the stage 1 contract)
-        sampling.generate_into_store(model=str(model), problems=problems, store=out_dir, n=n, temperature=temperature,
-                                     top_p=top_p, max_tokens=max_tokens, backend=backend, batch_size=batch_size,
-                                     system=system, user_template=user_template, speed=speed,
-                                     enable_thinking=enable_thinking, seed=seed)
-    else:
-        if backend != "transformers":
-            raise RuntimeError(f"backend {backend!r} needs o1_pruner.sampling, which is not available; use backend='transformers'")
-        _fallback_generate(str(model), problems, out_dir, n, temperature, top_p, max_tokens, batch_size, system,
-                           user_template, speed, enable_thinking, seed, config)
+    sample(cfg, backend=engine["backend"])
     wall = time.perf_counter() - t0
     after = read_store(out_dir)
-    new = after if before is None or before.empty else after.merge(before[["problem_id", "sample_idx"]], how="left",
-                                                                     on=["problem_id", "sample_idx"], indicator=True).query("_merge == 'left_only'")
-    return dict(new_samples=int(len(new)), generated_tokens=int(new["num_tokens"].sum()) if len(new) else 0,
-                wall_time_s=wall if len(new) else 0.0)
+    if before is not None and len(before):
+        old = set(zip(before.problem_id, before.sample_idx))
+        after = after[[k not in old for k in zip(after.problem_id, after.sample_idx)]]
+    return dict(new_samples=int(len(after)), generated_tokens=int(after["num_tokens"].sum()), wall_time_s=wall)
 
 # %% ../nbs/06_evaluation.ipynb #241b5555
 @dataclass
@@ -685,8 +619,14 @@ class EvalConfig:
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding (paper); > 0 for avg@n"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling (with temperature > 0)"})
     max_tokens: int = field(default=8192, metadata={"help": "max new tokens per solution (paper: 8192)"})
-    backend: str = field(default="transformers", metadata={"help": "generation backend: transformers or vllm"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per batch (transformers backend)"})
+    backend: str = field(default="auto", metadata={"help": "generation backend: auto (vllm if importable and CUDA present), vllm or transformers"})
+    batch_size: int = field(default=32, metadata={"help": "samples per generate call (transformers) / per vLLM call; also the unit of checkpointing"})
+    device: str = field(default="auto", metadata={"help": "transformers backend device: auto, cpu, cuda, cuda:N"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs per model copy; 0 = all visible GPUs"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: fraction of GPU memory for weights + KV cache"})
+    max_model_len: int|None = field(default=None, metadata={"help": "vLLM: max prompt + generation length"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
     system: str|None = field(default="marco", metadata={"help": "system prompt: marco, qwq, default, none, or literal text"})
     user_template: str = field(default=USER_TEMPLATE, metadata={"help": "user turn; {problem} and {speed} are filled in"})
     speed: str|None = field(default=None, metadata={"help": "Fast-Solving Prompt suffix: fast, very_fast, slow"})
@@ -709,7 +649,7 @@ class EvalConfig:
         if self.max_tokens < 1: raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1: raise ValueError(f"limit must be >= 1, got {self.limit}")
-        if self.backend not in ("transformers", "vllm"): raise ValueError(f"backend must be transformers or vllm, got {self.backend!r}")
+        if self.backend not in ("auto", "transformers", "vllm"): raise ValueError(f"backend must be auto, transformers or vllm, got {self.backend!r}")
         if self.aes_variant not in AES_VARIANTS: raise ValueError(f"aes_variant must be one of {AES_VARIANTS}, got {self.aes_variant!r}")
         if self.difficulty not in ("auto", "level", "base_acc", "length"): raise ValueError(f"difficulty must be auto, level, base_acc or length, got {self.difficulty!r}")
 
@@ -754,22 +694,36 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
         problem_sets[d] = ds
         with (run_dir/"problems"/f"{d}.jsonl").open("w") as f:
             for r in ds: f.write(json.dumps(dict(id=r["id"], level=r.get("level"))) + "\n")
+    gen_kw = {k: getattr(cfg, k) for k in _SAMPLE_KEYS}
     for m, path in mspecs.items():
-        if is_lora_adapter(path): path = str(merge_lora_adapter(path, run_dir/"merged"/m))
-        for d, ds in problem_sets.items():
+        engine: dict = {}
+        for d in problem_sets:
             store = _store_dir(run_dir, m, d, protocol)
-            info = generate_for_eval(path, ds, store, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_tokens=cfg.max_tokens, backend=cfg.backend, batch_size=cfg.batch_size,
-                                     system=cfg.system, user_template=cfg.user_template, speed=cfg.speed,
-                                     enable_thinking=cfg.enable_thinking, seed=cfg.seed)
+            if _missing(store, problem_sets[d]["id"], cfg.n) and is_lora_adapter(path):
+                path = str(merge_lora_adapter(path, run_dir/"merged"/m))
+            info = generate_for_eval(path, dspecs[d], store, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_tokens=cfg.max_tokens, limit=cfg.limit, engine=engine, **gen_kw)
             tp = _timing_path(store)
             t = _read_json(tp, {"wall_time_s": 0.0, "generated_tokens": 0, "sessions": 0})
             if info["new_samples"]:
                 t = dict(wall_time_s=t["wall_time_s"] + info["wall_time_s"], generated_tokens=t["generated_tokens"] + info["generated_tokens"],
                          sessions=t["sessions"] + 1)
                 tp.write_text(json.dumps(t))
+        _release(engine)
     return report_from_stores(run_dir, base=base, models=list(mspecs), aes_variant=cfg.aes_variant, difficulty=cfg.difficulty,
                               protocol=protocol)
+
+_SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "max_model_len",
+                "trust_remote_code", "system", "user_template", "speed", "enable_thinking", "seed")
+
+def _release(engine:dict):
+    "Drop a model's backend and free accelerator memory before the next model."
+    engine.clear()
+    import gc; gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available(): torch.cuda.empty_cache()
+    except ImportError: pass
 
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:

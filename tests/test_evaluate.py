@@ -232,7 +232,9 @@ def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, mon
     # resume: nothing new is generated when everything is done
     def boom(*a, **k):
         raise AssertionError("generation should have been skipped")
-    monkeypatch.setattr(ev, "_load_hf", boom)
+    import o1_pruner.sampling as sampling
+    monkeypatch.setattr(sampling, "backend_for", boom)
+    monkeypatch.setattr(sampling, "sample", boom)
     ev.evaluate(config=cfg)
     # a larger limit generates only the missing problems
     monkeypatch.undo()
@@ -240,7 +242,7 @@ def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, mon
     df = ev.read_store(run / "stores" / "base" / "gsm8k-test" / "greedy")
     assert len(df) == 4
     # changed generation settings in the same store are refused
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match="different configuration"):
         ev.evaluate(config=ev.EvalConfig(**{**cfg.__dict__, "max_tokens": 8}))
 
 
