@@ -441,6 +441,11 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
             sub = samples[(samples.model == m) & (samples.dataset == d)]
             metrics[m][d] = store_metrics(sub, _read_json(_timing_path(stores[m][d])))
     compared = compare(metrics, base)
+    for d in ds_order:
+        if metrics[base][d]["accuracy"] <= 0:
+            notes.append(f"{d}: AES is n/a because the base model {base!r} has accuracy 0 there (AES divides by it).")
+        if max(metrics[m][d]["truncation_rate"] for m in order) > 0.1:
+            notes.append(f"{d}: more than 10% of some model's solutions hit max_tokens; accuracy is limited by the token budget.")
     for m in compared:
         for d, v in compared[m].items(): v["aes"] = v.get(f"aes_{aes_variant}")
     md, wide = comparison_table(compared, aes_variant)
