@@ -209,6 +209,7 @@ def test_cli_report_only(tmp_path, capsys):
 # --- end to end on a tiny random model ---------------------------------------------------------------------------
 
 def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, monkeypatch):
+    pytest.importorskip("o1_pruner.sampling", reason="generation needs stage 1 (o1_pruner.sampling)")
     run = tmp_path / "run"
     cfg = ev.EvalConfig(models=[f"base={tiny_model_dir}", f"same={tiny_model_dir}"], datasets=["gsm8k-test"],
                         limit=3, max_tokens=16, batch_size=3, output_dir=str(run))
@@ -249,6 +250,7 @@ def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, mon
 
 
 def test_evaluate_lora_adapter_is_merged(tmp_path, tiny_model_dir):
+    pytest.importorskip("o1_pruner.sampling", reason="generation needs stage 1 (o1_pruner.sampling)")
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
