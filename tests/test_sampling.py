@@ -340,3 +340,18 @@ def test_bad_flags_are_config_errors():
         parse_config([SampleConfig], ["--model", "m", "--top_p", "0"])
     (cfg,) = parse_config([SampleConfig], ["--model", "m", "--shard-index", "1", "--num-shards", "2", "--stop", "a", "b"])
     assert (cfg.shard_index, cfg.num_shards, cfg.stop) == (1, 2, ["a", "b"])
+
+
+@pytest.mark.slow
+def test_data_parallel_launcher(tiny_model_dir, problems_file, tmp_path, monkeypatch):
+    """`--data_parallel 2` runs two shard processes into one store (on CPU: no CUDA_VISIBLE_DEVICES split)."""
+    from o1_pruner.cli import main
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = tmp_path / "dp"
+    argv = ["sample", "--model", str(tiny_model_dir), "--dataset", str(problems_file), "--limit", "4", "--k", "2",
+            "--max_tokens", "8", "--backend", "transformers", "--output_dir", str(out), "--progress", "false",
+            "--data_parallel", "2", "--overwrite"]
+    assert main(argv) == 0
+    store = SampleStore(out)
+    assert [p.name for p in store.shard_files()] == ["samples-000-of-002.jsonl", "samples-001-of-002.jsonl"]
+    assert sorted(_keys(store)) == [(f"p{i}", j) for i in range(4) for j in range(2)]
