@@ -1,1 +1,7 @@
+"""Length-Harmonizing Fine-Tuning (O1-Pruner): make long-thinking LLMs answer with fewer reasoning tokens and no loss of accuracy.
+
+Modules:
+
+- `o1_pruner.backends`: Generation backends for pre-sampling: one interface, a transformers implementation (CPU or GPU) and a vLLM one (GPU)."""
+
 __version__ = "0.1.0"
