@@ -155,7 +155,11 @@ def answers_match(pred:str, # an extracted answer
                   _mv_timeouts:bool|None=None, # let Math-Verify use its own alarms (default: when we set none)
                  ) -> tuple[bool, str]:
     "Whether two answer strings are mathematically equal, and the reason (`ok` or `parse error`)."
-    p, g = _normalize(pred), _normalize(gold)
+    return _match(_normalize(pred), _normalize(gold), _mv_timeouts)
+
+@lru_cache(maxsize=200_000)
+def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
+    "Cached comparison of two normalised answers (samples of one problem repeat the same answers)."
     if not p or not g: return False, "parse error"
     if p == g: return True, "ok"
     pn, gn = _plain_number(p), _plain_number(g)
