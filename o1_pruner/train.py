@@ -267,6 +267,14 @@ class O1TrainingArguments(TrainingArguments):
         if self.gradient_checkpointing and self.gradient_checkpointing_kwargs is None:
             self.gradient_checkpointing_kwargs = {"use_reentrant": False}
         super().__post_init__()
+        if self.deepspeed and self.use_cpu:
+            # accelerate silently drops the DeepSpeed plugin when use_cpu=True (and trains with DDP on a model that
+            # zero.Init already partitioned). The process group is set up for CPU (gloo) by now; this makes the
+            # Trainer's Accelerator honour DeepSpeed (run under DS_ACCELERATOR=cpu; used for tests and debugging).
+            os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                from deepspeed import comm as ds_comm  # share the gloo group so DeepSpeed sees the real world size
+                if not ds_comm.is_initialized(): ds_comm.init_distributed(dist_backend=torch.distributed.get_backend(), auto_mpi_discovery=False)
 
 # %% ../nbs/05_finetune.ipynb #df440053
 def _rule_shortest_within_tolerance(history:list[dict], tolerance:float=0.0):
