@@ -567,6 +567,8 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
         train_tok = prep(train_ds, f"{data_args.dataset_dir} (train)")
         val_tok = prep(val_ds, "validation split") if val_ds is not None else None
     cbs = list(callbacks or [])
+    for cb in cbs:
+        if isinstance(cb, CheckpointSelectionCallback) and cb.val_dataset is None: cb.val_dataset = val_ds
     if eval_fn is None and method_args.select_eval_fn: eval_fn = _import_fn(method_args.select_eval_fn)
     if eval_fn is not None:
         cbs.append(CheckpointSelectionCallback(eval_fn, method_args.select_eval_steps, method_args.select_rule,
