@@ -328,6 +328,11 @@ class O1PrunerTrainer(Trainer):
         for cb in self.callback_handler.callbacks:
             if isinstance(cb, CheckpointSelectionCallback): cb.trainer = self
 
+    def train(self, *args, **kwargs):
+        "Trainer.train, with the tokens/s clock started here."
+        self._t_last, self._acc = time.perf_counter(), {}
+        return super().train(*args, **kwargs)
+
     def _online_ref_logp(self, model, inputs):
         ck = self.method_args.logprob_chunk_size
         with torch.no_grad():

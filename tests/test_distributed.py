@@ -21,11 +21,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _torchrun(nproc, model_dir, data_dir, out_dir, per_device, steps, ds="zero3"):
+def _torchrun(nproc, model_dir, data_dir, out_dir, per_device, steps, ds="zero3", ref_source="dataset"):
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=f"{REPO}:{REPO / 'tests'}",
                TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(_free_port()),
-           str(REPO / "tests" / "_dist_train.py"), str(model_dir), str(data_dir), str(out_dir), str(per_device), str(steps), ds]
+           str(REPO / "tests" / "_dist_train.py"), str(model_dir), str(data_dir), str(out_dir), str(per_device), str(steps), ds, ref_source]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"torchrun failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}"
     return json.loads((Path(out_dir) / "losses.json").read_text())
@@ -52,6 +52,9 @@ def test_zero3_two_processes_match_one(tmp_path, tiny_model_dir):
     assert r1[0] == pytest.approx(1.0, abs=1e-4)  # step 1: policy == reference
     for a, b in zip(r1, r2):
         assert a == pytest.approx(b, abs=1e-4)
+    # the reference code's behaviour: a frozen reference model run every step, itself under ZeRO-3 (2 processes)
+    online = _torchrun(2, tiny_model_dir, data, tmp_path / "online", 2, steps, ref_source="online")
+    assert [h["loss"] for h in online["logs"]] == pytest.approx(l1, abs=1e-4)
     # the ZeRO-3 run saved a full model that loads with the Auto class
     m2 = AutoModelForCausalLM.from_pretrained(tmp_path / "two")
     assert sum(p.numel() for p in m2.parameters()) == sum(p.numel() for p in model.parameters())
