@@ -23,7 +23,7 @@ def list_recipes(prefix: str = "") -> list[str]:
 def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """Load a YAML recipe by shipped name (`marco-o1-sample`) or by file path."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
+    if not path.exists() and path.suffix.lower() not in (".yaml", ".yml"):  # names may hold dots (r1-distill-1.5b-sample)
         path = RECIPE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise ConfigError(f"Recipe {name_or_path!r} not found: not a file, and not one of the shipped recipes "

@@ -665,7 +665,7 @@ class EvalConfig:
 def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {label: speed} dict)
                    ) -> dict:
     "{model label: speed suffix name} from `label=speed` items; `none` means no suffix for that model."
-    from .data import SPEED_SUFFIXES
+    from o1_pruner.data import SPEED_SUFFIXES
     pairs = list(items.items()) if isinstance(items, dict) else [str(it).partition("=")[::2] for it in (items or [])]
     out = {}
     for lab, sp in pairs:
