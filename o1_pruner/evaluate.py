@@ -30,7 +30,8 @@ __all__ = ['AES_VARIANTS', 'STORE_COLUMNS', 'OPTIONAL_COLUMNS', 'aes', 'read_sto
            'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens', 'add_difficulty',
            'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution', 'demo_samples',
            'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'is_lora_adapter',
-           'merge_lora_adapter', 'generate_for_eval', 'EvalConfig', 'config_command', 'evaluate', 'evaluate_cli']
+           'merge_lora_adapter', 'generate_for_eval', 'EvalConfig', 'model_speed_map', 'config_command', 'evaluate',
+           'evaluate_cli']
 
 # %% ../nbs/06_evaluation.ipynb #28ef6b4b
 AES_VARIANTS = ("written", "table")
@@ -507,7 +508,7 @@ def _write_report(run_dir, run, result, md, details, plot_files):
     if run.get("datasets"): L += ["Test sets:", ""] + [f"* `{k}`: `{v}`" for k, v in run["datasets"].items()] + [""]
     cfg = run.get("config") or {}
     if cfg:
-        keep = ("n", "temperature", "top_p", "max_tokens", "limit", "backend", "batch_size", "system", "speed", "user_template",
+        keep = ("n", "temperature", "top_p", "max_tokens", "limit", "backend", "batch_size", "system", "speed", "model_speeds", "user_template",
                 "enable_thinking", "seed")
         L += ["| setting | value |", "|---|---|"] + [f"| {k} | `{cfg.get(k)!r}` |" for k in keep if k in cfg] + [""]
     if run.get("command"): L += ["Rerun (resumes; finished samples are reused):", "", "```bash", run["command"], "```", ""]
@@ -635,6 +636,7 @@ class EvalConfig:
     system: str|None = field(default="marco", metadata={"help": "system prompt: marco, qwq, default, none, or literal text"})
     user_template: str = field(default=USER_TEMPLATE, metadata={"help": "user turn; {problem} and {speed} are filled in"})
     speed: str|None = field(default=None, metadata={"help": "Fast-Solving Prompt suffix: fast, very_fast, slow"})
+    model_speeds: list[str] = field(default_factory=list, metadata={"help": "per-model speed suffix as label=speed (e.g. fast-prompt=fast): the same checkpoint under another label becomes its own row (Fast-Solving Prompt baseline); other models use --speed"})
     enable_thinking: bool|None = field(default=None, metadata={"help": "passed to chat templates that support it (Qwen3)"})
     aes_variant: str = field(default="written", metadata={"help": "AES shown in the table: written (paper's formula) or table (matches Table 2)"})
     difficulty: str = field(default="auto", metadata={"help": "difficulty groups for the reduction plot: auto, level, base_acc, length"})
@@ -646,6 +648,8 @@ class EvalConfig:
         if isinstance(self.datasets, str): self.datasets = [self.datasets]
         if self.system in ("none", "None", ""): self.system = None
         if self.speed in ("none", "None", ""): self.speed = None
+        if isinstance(self.model_speeds, str): self.model_speeds = [self.model_speeds]
+        model_speed_map(self.model_speeds)  # validates
         if self.n < 1: raise ValueError(f"n must be >= 1, got {self.n}")
         if self.temperature < 0: raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.temperature == 0 and self.n > 1:
@@ -657,6 +661,20 @@ class EvalConfig:
         if self.backend not in ("auto", "transformers", "vllm"): raise ValueError(f"backend must be auto, transformers or vllm, got {self.backend!r}")
         if self.aes_variant not in AES_VARIANTS: raise ValueError(f"aes_variant must be one of {AES_VARIANTS}, got {self.aes_variant!r}")
         if self.difficulty not in ("auto", "level", "base_acc", "length"): raise ValueError(f"difficulty must be auto, level, base_acc or length, got {self.difficulty!r}")
+
+def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {label: speed} dict)
+                   ) -> dict:
+    "{model label: speed suffix name} from `label=speed` items; `none` means no suffix for that model."
+    from o1_pruner.data import SPEED_SUFFIXES
+    pairs = list(items.items()) if isinstance(items, dict) else [str(it).partition("=")[::2] for it in (items or [])]
+    out = {}
+    for lab, sp in pairs:
+        lab, sp = str(lab).strip(), (str(sp).strip() if sp is not None else "none")
+        if not lab or not sp: raise ValueError(f"model_speeds item {lab}={sp} must be label=speed, e.g. fast-prompt=fast")
+        if sp not in SPEED_SUFFIXES: raise ValueError(f"model_speeds: {lab}={sp}: speed must be one of {list(SPEED_SUFFIXES)}")
+        if lab in out: raise ValueError(f"model_speeds gives model {lab!r} twice")
+        out[lab] = None if sp == "none" else sp
+    return out
 
 def config_command(cfg:EvalConfig) -> str:
     "The `o1-pruner evaluate ...` command line that reproduces `cfg`."
@@ -700,6 +718,9 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
         with (run_dir/"problems"/f"{d}.jsonl").open("w") as f:
             for r in ds: f.write(json.dumps(dict(id=r["id"], level=r.get("level"))) + "\n")
     gen_kw = {k: getattr(cfg, k) for k in _SAMPLE_KEYS}
+    speeds = model_speed_map(cfg.model_speeds)
+    unknown = [m for m in speeds if m not in mspecs]
+    if unknown: raise ValueError(f"model_speeds names {unknown}, which are not model labels {list(mspecs)}")
     for m, path in mspecs.items():
         engine: dict = {}
         for d in problem_sets:
@@ -707,7 +728,8 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
             if _missing(store, problem_sets[d]["id"], cfg.n) and is_lora_adapter(path):
                 path = str(merge_lora_adapter(path, run_dir/"merged"/m))
             info = generate_for_eval(path, dspecs[d], store, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_tokens=cfg.max_tokens, limit=cfg.limit, engine=engine, **gen_kw)
+                                     max_tokens=cfg.max_tokens, limit=cfg.limit, engine=engine,
+                                     **{**gen_kw, "speed": speeds.get(m, cfg.speed)})
             tp = _timing_path(store)
             t = _read_json(tp, {"wall_time_s": 0.0, "generated_tokens": 0, "sessions": 0})
             if info["new_samples"]:
