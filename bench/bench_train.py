@@ -69,7 +69,8 @@ def full_logits_logprobs(model, input_ids, attention_mask, response_mask, chunk_
 def run_variant(variant, a):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    from o1_pruner.train import _sequence_logprobs, o1_pruner_loss
+    from o1_pruner.reward import sequence_logprobs
+    from o1_pruner.train import o1_pruner_loss
 
     torch.manual_seed(0)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -79,10 +80,10 @@ def run_variant(variant, a):
     model = Qwen2ForCausalLM(cfg).to(dev)
     model.config.use_cache = False
     b = {k: v.to(dev) for k, v in make_batch(a.vocab, a.batch, a.max_len, a.prompt_len).items()}
-    logprobs = full_logits_logprobs if variant == "cached_full_logits" else _sequence_logprobs
+    logprobs = full_logits_logprobs if variant == "cached_full_logits" else sequence_logprobs
     ref = None
     with torch.no_grad():
-        ref_logp = _sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"], a.chunk)[0]
+        ref_logp = sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"], a.chunk)[0]
     if variant == "online":
         ref = Qwen2ForCausalLM(cfg).to(dev).eval()
         ref.load_state_dict(model.state_dict())
@@ -95,7 +96,7 @@ def run_variant(variant, a):
         r = ref_logp
         if ref is not None:
             with torch.no_grad():
-                r = _sequence_logprobs(ref, b["input_ids"], b["attention_mask"], b["response_mask"], a.chunk)[0]
+                r = sequence_logprobs(ref, b["input_ids"], b["attention_mask"], b["response_mask"], a.chunk)[0]
         mean_lp, sum_lp, n = logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"], a.chunk)
         loss, _ = o1_pruner_loss(mean_lp, sum_lp, n, r, b["advantage"])
         loss.backward()

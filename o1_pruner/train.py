@@ -25,6 +25,8 @@ from torch.utils.checkpoint import checkpoint
 import datasets
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from .reward import PromptTooLong, sequence_logprobs, tokenize_example
+
 # %% auto #0
 __all__ = ['REQUIRED_COLUMNS', 'DS_CONFIG_DIR', 'SELECT_RULES', 'METHODS', 'o1_pruner_loss', 'TrainDataError',
            'prepare_rewarded_dataset', 'RewardedCollator', 'resolve_ds_config', 'ModelArguments', 'DataArguments',
@@ -33,62 +35,12 @@ __all__ = ['REQUIRED_COLUMNS', 'DS_CONFIG_DIR', 'SELECT_RULES', 'METHODS', 'o1_p
            'train_cli']
 
 # %% ../nbs/05_finetune.ipynb #846d4e4f
-def _tokenize_example(tokenizer, # a tokenizer with a chat template
-                      messages:list[dict], # prompt turns [{role, content}]
-                      completion:str, # the sampled response (ends with the end-of-turn text when finished)
-                      cutoff:int|None=None, # keep at most this many tokens (prompt + completion)
-                     ) -> dict:
-    "Prompt via the chat template + completion, cut to `cutoff`: `{input_ids, response_mask}`. (To be replaced by o1_pruner.reward's.)"
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    ids, mask = p_ids + c_ids, [0] * len(p_ids) + [1] * len(c_ids)
-    if cutoff is not None: ids, mask = ids[:cutoff], mask[:cutoff]
-    return {"input_ids": ids, "response_mask": mask}
-
-# %% ../nbs/05_finetune.ipynb #bffcf8ca
 def _unwrap(model):
     "Strip DDP / DeepSpeed / compile wrappers (`.module`, `._orig_mod`)."
     while True:
         if hasattr(model, "module") and isinstance(model.module, torch.nn.Module): model = model.module
         elif hasattr(model, "_orig_mod"): model = model._orig_mod
         else: return model
-
-def _token_logp(lm_head, h, targets):
-    "log p(target) for rows of hidden states `h`, float32 log-softmax over the vocabulary."
-    logits = lm_head(h).float()
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-def _sequence_logprobs(model, # causal LM (possibly wrapped by DDP/DeepSpeed/peft)
-                       input_ids:torch.Tensor, # (B, T) token ids, right padded
-                       attention_mask:torch.Tensor, # (B, T) 1 on real tokens
-                       response_mask:torch.Tensor, # (B, T) 1 on response tokens (the ones scored)
-                       chunk_size:int=1024, # positions per LM-head chunk
-                      ):
-    "Per-sequence (mean log-prob, sum log-prob, n tokens) of the response tokens, LM head in chunks. (To be replaced by o1_pruner.reward's.)"
-    inner = _unwrap(model)
-    decoder = inner.get_decoder()
-    lm_head = inner.get_output_embeddings()
-    captured = {}
-    def hook(mod, args, out): captured["h"] = out[0] if isinstance(out, tuple) else out.last_hidden_state
-    handle = decoder.register_forward_hook(hook)
-    try: model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1, use_cache=False)
-    finally: handle.remove()
-    h = captured["h"]
-    tgt_mask = response_mask[:, 1:].bool() & attention_mask[:, 1:].bool()
-    rows, cols = tgt_mask.nonzero(as_tuple=True)       # position cols+1 is predicted by hidden at cols
-    hs, targets = h[rows, cols], input_ids[rows, cols + 1]
-    parts = []
-    for s in range(0, hs.shape[0], chunk_size):
-        hc, tc = hs[s:s + chunk_size], targets[s:s + chunk_size]
-        if torch.is_grad_enabled() and hc.requires_grad:
-            parts.append(checkpoint(_token_logp, lm_head, hc, tc, use_reentrant=False))
-        else: parts.append(_token_logp(lm_head, hc, tc))
-    tok_logp = torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-    B = input_ids.shape[0]
-    sum_logp = torch.zeros(B, dtype=torch.float32, device=h.device).index_add(0, rows, tok_logp)
-    n = tgt_mask.sum(1)
-    return sum_logp / n.clamp(min=1), sum_logp, n
 
 # %% ../nbs/05_finetune.ipynb #b3aa9243
 def o1_pruner_loss(logp_mean:torch.Tensor, # (B,) mean per-token log pi_theta over the response
@@ -149,7 +101,8 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
         hint = " (or train with ref_source='online')" if missing == ["ref_logp"] else ""
         raise TrainDataError(f"{name} lacks column(s) {missing}{hint}; it has {ds.column_names}")
     def tok_row(row, idx):
-        out = _tokenize_example(tokenizer, row["messages"], row["completion"], cutoff_len)
+        try: out = tokenize_example(tokenizer, row["messages"], row["completion"], cutoff_len)
+        except PromptTooLong: out = {"input_ids": [], "response_mask": []}
         out["length"] = len(out["input_ids"])
         out["n_tokens_trained"] = sum(out["response_mask"])
         out["_row"] = idx
@@ -337,15 +290,15 @@ class O1PrunerTrainer(Trainer):
         ck = self.method_args.logprob_chunk_size
         with torch.no_grad():
             if self.ref_model is not None:
-                return _sequence_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
+                return sequence_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
             with _unwrap(model).disable_adapter():
-                return _sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
+                return sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         "Clipped O1-Pruner loss of a batch (see `o1_pruner_loss`)."
         m = self.method_args
         ref = self._online_ref_logp(model, inputs) if self.ref_source == "online" else inputs["ref_logp"]
-        mean_lp, sum_lp, n = _sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"],
+        mean_lp, sum_lp, n = sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"],
                                                 inputs["response_mask"], m.logprob_chunk_size)
         loss, metrics = o1_pruner_loss(mean_lp, sum_lp, n, ref.to(mean_lp.device), inputs["advantage"].to(mean_lp.device),
                                        loss_type=m.loss_type, clip_eps=m.clip_eps, ratio_type=m.ratio_type, kl_coef=m.kl_coef,

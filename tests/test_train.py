@@ -9,9 +9,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from _train_helpers import add_ref_logp, rewarded_rows, write_rewarded_dataset
 from o1_pruner.config import ConfigError, list_recipes, load_recipe
+from o1_pruner.reward import sequence_logprobs, tokenize_example
 from o1_pruner.train import (DataArguments, MethodArguments, ModelArguments, O1PrunerTrainer, O1TrainingArguments,
-                             CheckpointSelectionCallback, RewardedCollator, TrainDataError, _sequence_logprobs,
-                             _tokenize_example, apply_freeze, merge_lora, o1_pruner_loss, prepare_rewarded_dataset,
+                             CheckpointSelectionCallback, RewardedCollator, TrainDataError,
+                             apply_freeze, merge_lora, o1_pruner_loss, prepare_rewarded_dataset,
                              resolve_ds_config, train_cli, train_o1_pruner, _decoder_layers)
 
 
@@ -39,7 +40,7 @@ def targs(out, **kw):
 
 
 def batch_of(tok, rows, cutoff=128):
-    toks = [dict(_tokenize_example(tok, r["messages"], r["completion"], cutoff), advantage=r["advantage"],
+    toks = [dict(tokenize_example(tok, r["messages"], r["completion"], cutoff), advantage=r["advantage"],
                  ref_logp=r["ref_logp"]) for r in rows]
     return RewardedCollator(tok.pad_token_id)(toks)
 
@@ -94,7 +95,7 @@ def test_chunked_logprobs_match_float64(tok, base_model, chunk):
     rows = add_ref_logp(rewarded_rows(3), tok, base_model)
     b = batch_of(tok, rows)
     model = AutoModelForCausalLM.from_pretrained(base_model.name_or_path, dtype=torch.float32)
-    mean_lp, sum_lp, n = _sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"], chunk)
+    mean_lp, sum_lp, n = sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"], chunk)
     mean_lp.sum().backward()
     g_chunk = {k: p.grad.clone() for k, p in model.named_parameters()}
     model.zero_grad()
@@ -126,7 +127,7 @@ def test_sgd_step_moves_logprobs_by_advantage_sign(tmp_path, tiny_model_dir, tok
         tr.train()
         b = batch_of(tok, [row])
         with torch.no_grad():
-            after = _sequence_logprobs(model.eval(), b["input_ids"], b["attention_mask"], b["response_mask"])[0].item()
+            after = sequence_logprobs(model.eval(), b["input_ids"], b["attention_mask"], b["response_mask"])[0].item()
         if row["advantage"] > 0:
             assert after > row["ref_logp"] + 1e-4, (row["ref_logp"], after)
         else:
@@ -141,7 +142,7 @@ def test_no_gradient_from_clipped_side(tok, base_model, tiny_model_dir):
         model.zero_grad()
         r = [dict(rows[0], advantage=adv, ref_logp=rows[0]["ref_logp"] + ref_shift)]
         b = batch_of(tok, r)
-        mean_lp, sum_lp, n = _sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"])
+        mean_lp, sum_lp, n = sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"])
         loss, _ = o1_pruner_loss(mean_lp, sum_lp, n, b["ref_logp"], b["advantage"])
         loss.backward()
         return sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None)
