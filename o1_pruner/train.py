@@ -554,6 +554,8 @@ METHODS: dict[str, Callable] = {"o1-pruner": train_o1_pruner}
 def train_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner train`: fine-tune from a rewarded dataset (recipe YAML + flags, including every TrainingArguments flag)."
     from .config import parse_config, ConfigError
+    from .baselines import BASELINE_TRAIN_METHODS, baseline_cli, requested_method
+    if requested_method(argv) in BASELINE_TRAIN_METHODS: return baseline_cli(argv)
     try:
         model_args, data_args, method_args, training_args = parse_config(
             [ModelArguments, DataArguments, MethodArguments, O1TrainingArguments], argv, prog="o1-pruner train",
@@ -562,7 +564,7 @@ def train_cli(argv:Sequence[str]|None=None) -> int:
     if not model_args.model_name_or_path: raise ConfigError("--model_name_or_path is required")
     if not data_args.dataset_dir: raise ConfigError("--dataset_dir is required")
     if method_args.method not in METHODS:
-        raise ConfigError(f"unknown --method {method_args.method!r}; available: {sorted(METHODS)}")
+        raise ConfigError(f"unknown --method {method_args.method!r}; available: {sorted(METHODS) + sorted(BASELINE_TRAIN_METHODS)}")
     try:
         METHODS[method_args.method](model_args, data_args, method_args, training_args)
     except (TrainDataError, FileNotFoundError) as e:
