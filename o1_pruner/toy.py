@@ -103,12 +103,12 @@ def make_trace(problem:str|list[int], # problem string or its terms
     "Generate one long-thought trace for `problem`."
     terms = parse_problem(problem) if isinstance(problem, str) else list(problem)
     rng = rng if isinstance(rng, random.Random) else random.Random(rng)
-    lines, s, checks, mistakes, fixed = [], terms[0], 0, 0, 0
+    lines, s, checks, mistakes, fixed, exact = [], terms[0], 0, 0, 0, terms[0]
     for t in terms[1:]:
-        true = s + t
+        true, exact = s + t, exact + t
         written = true
-        if true >= 100 and rng.random() < p_mistake:
-            written = true + rng.choice([-10, 10])
+        if true >= 100 and rng.random() < p_mistake:  # off by ten, never cancelling an earlier uncorrected error
+            written = true + rng.choice([d for d in (-10, 10) if true + d != exact])
             mistakes += 1
         lines.append(f"{s}+{t}={written}")
         k = n_checks if n_checks is not None else rng.choices(range(len(check_probs)), weights=check_probs)[0]
@@ -213,6 +213,7 @@ def train_reference(steps:int=1500, # optimizer steps
                     config=None, # a `Qwen2Config` (default: `toy_config()`)
                     threads:int=2, # torch CPU threads
                     log_every:int=100, # print the loss every this many steps (0: never)
+                    callback=None, # called as `callback(model, tokenizer, step)` every `log_every` steps (checkpoints)
                    ):
     "SFT a fresh toy model on generated traces; returns (model, tokenizer)."
     import torch
@@ -239,6 +240,8 @@ def train_reference(steps:int=1500, # optimizer steps
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if log_every and (step % log_every == 0 or step == steps):
             print(f"step {step}/{steps} loss {ema:.4f} lr {sched.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s", flush=True)
+            if callback is not None and step < steps:
+                model.eval(); callback(model, tok, step); model.train()
     model.eval()
     return model, tok
 
@@ -272,9 +275,11 @@ def build_reference(out_dir:str|Path, # destination folder
                    ) -> Path:
     "Train the toy reference model and save it (HF format, safetensors) to `out_dir`."
     t0 = time.time()
-    model, tok = train_reference(steps=steps, seed=seed, n_train=n_train, config=config, **kwargs)
-    meta = dict(steps=steps, seed=seed, n_train=n_train, train_seconds=round(time.time() - t0, 1),
-                params=sum(p.numel() for p in model.parameters()), **{k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))})
+    info = dict(seed=seed, n_train=n_train, **{k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))})
+    def checkpoint(model, tok, step):  # keep a loadable (partially trained) model in out_dir while training
+        save_reference(model, tok, out_dir, dict(steps=step, planned_steps=steps, partial=True, train_seconds=round(time.time() - t0, 1), **info))
+    model, tok = train_reference(steps=steps, seed=seed, n_train=n_train, config=config, callback=checkpoint, **kwargs)
+    meta = dict(steps=steps, train_seconds=round(time.time() - t0, 1), params=sum(p.numel() for p in model.parameters()), **info)
     return save_reference(model, tok, out_dir, meta)
 
 def load_reference(path:str|Path|None=None, # model folder (default: the shipped one)
