@@ -150,13 +150,16 @@ CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] != 'system' %}"
 def build_tokenizer(model_max_length:int=512, # longest sequence the model handles
                    ):
     "Character-level `PreTrainedTokenizerFast` with ChatML specials, `<think>` tokens and a chat template."
-    from tokenizers import AddedToken, Tokenizer, decoders, models
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
     specials = [PAD, BOS_TURN, EOS, UNK]
-    chars = [chr(i) for i in range(32, 127)] + ["\n"]
+    # byte-level alphabet as in GPT-2/Qwen ("Ġ" = space, "Ċ" = newline, printable ASCII maps to itself), so that
+    # `AutoTokenizer`, which rebuilds a byte-level Qwen2 tokenizer for `model_type="qwen2"`, tokenizes identically
+    chars = ["\u0120"] + [chr(i) for i in range(33, 127)] + ["\u010a"]
     vocab = {s: i for i, s in enumerate(specials + THINK_TOKENS + chars)}
     tk = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))  # no merges = one token per character
-    tk.decoder = decoders.Fuse()
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tk.decoder = decoders.ByteLevel()
     tk.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     tk.add_tokens([AddedToken(s, special=False, normalized=False) for s in THINK_TOKENS])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=EOS, pad_token=PAD, unk_token=UNK,

@@ -79,6 +79,13 @@ def test_tokenizer_round_trip_and_specials(tmp_path):
     from transformers import AutoTokenizer
     t2 = AutoTokenizer.from_pretrained(tmp_path)
     assert t2(text).input_ids == ids and t2.eos_token == EOS and t2.pad_token == PAD
+    # next to a qwen2 config.json, AutoTokenizer rebuilds a byte-level Qwen2 tokenizer: it must agree too
+    toy_config().save_pretrained(tmp_path)
+    t3 = AutoTokenizer.from_pretrained(tmp_path)
+    assert t3(text).input_ids == ids and t3.decode(ids) == text
+    prompt = "<|im_start|>user\n12+34<|im_end|>\n<|im_start|>assistant\n"
+    assert t3.apply_chat_template([{"role": "user", "content": "12+34"}], tokenize=False, add_generation_prompt=True) == prompt
+    assert t3(prompt).input_ids == tok(prompt).input_ids
 
 
 def test_chat_template():
