@@ -1,0 +1,49 @@
+"""The embedded default end to end: `o1-pruner demo --quick` runs all five stages and the baselines on CPU."""
+import json
+
+import pytest
+
+from o1_pruner.cli import main
+from o1_pruner.demo import DemoConfig, Stages
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output_dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    models = metrics["models"]
+    assert {"base", "o1-pruner-faithful", "o1-pruner-recommended", "fast-prompt"} <= set(models)
+    for m in models.values():
+        assert 0 <= m["accuracy"] <= 100 and m["mean_tokens"] > 0
+    assert any("reduction" in k for k in metrics)
+    report = (out / "report.md").read_text()
+    assert "| model |" in report and "length quartile" in report
+    assert (out / "eval" / "report.md").exists()
+    # the last printed lines are the comparison table and the report's path
+    tail = [l for l in printed.strip().splitlines() if l.strip()][-8:]
+    assert tail[-1].startswith("report: ") and any(l.startswith("| base |") for l in tail)
+    # a rerun resumes: every stage is already done
+    assert main(["demo", "--quick", "--output_dir", str(out)]) == 0
+    rerun = capsys.readouterr().out
+    assert "[demo] ===" not in rerun and "done already" in rerun
+    times = json.loads((out / "metrics.json").read_text())["stage_seconds"]
+    assert set(times) >= {"problems", "5 evaluation"}
+
+
+def test_stages_skip_finished_work(tmp_path, capsys):
+    st = Stages(tmp_path)
+    calls = []
+    assert st("a", tmp_path / "a", lambda: calls.append(1) or {"x": 1}) == {"x": 1}
+    assert Stages(tmp_path)("a", tmp_path / "a", lambda: calls.append(1) or {"x": 2}) == {"x": 1}
+    assert calls == [1] and "done already" in capsys.readouterr().out
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown variant"):
+        DemoConfig(variants=["nope"])
+    with pytest.raises(ValueError, match="n_test must be >= 1"):
+        DemoConfig(n_test=0)
+    q = DemoConfig(quick=True)
+    assert q.n_train <= 24 and q.max_steps <= 4
