@@ -253,7 +253,8 @@ def train_reference(steps:int=1500, # optimizer steps
 # %% ../nbs/08_toy.ipynb #817fc24d
 def reference_path() -> Path:
     "Folder of the toy reference model shipped inside the package."
-    return Path(__file__).parent / "assets" / "toy_reference"
+    import o1_pruner
+    return Path(o1_pruner.__file__).parent / "assets" / "toy_reference"
 
 def save_reference(model, # trained model
                    tok, # its tokenizer
