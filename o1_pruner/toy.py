@@ -217,6 +217,7 @@ def train_reference(steps:int=1500, # optimizer steps
                     threads:int=2, # torch CPU threads
                     log_every:int=100, # print the loss every this many steps (0: never)
                     callback=None, # called as `callback(model, tokenizer, step)` every `log_every` steps (checkpoints)
+                    init_from:str|Path|None=None, # continue from the weights of this toy model folder instead of a fresh init
                    ):
     "SFT a fresh toy model on generated traces; returns (model, tokenizer)."
     import torch
@@ -224,7 +225,8 @@ def train_reference(steps:int=1500, # optimizer steps
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     tok = build_tokenizer()
-    model = Qwen2ForCausalLM(config or toy_config(vocab_size=len(tok)))
+    if init_from is not None: model = Qwen2ForCausalLM.from_pretrained(init_from)
+    else: model = Qwen2ForCausalLM(config or toy_config(vocab_size=len(tok)))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -251,7 +253,8 @@ def train_reference(steps:int=1500, # optimizer steps
 # %% ../nbs/08_toy.ipynb #817fc24d
 def reference_path() -> Path:
     "Folder of the toy reference model shipped inside the package."
-    return Path(__file__).parent / "assets" / "toy_reference"
+    import o1_pruner
+    return Path(o1_pruner.__file__).parent / "assets" / "toy_reference"
 
 def save_reference(model, # trained model
                    tok, # its tokenizer
@@ -278,7 +281,7 @@ def build_reference(out_dir:str|Path, # destination folder
                    ) -> Path:
     "Train the toy reference model and save it (HF format, safetensors) to `out_dir`."
     t0 = time.time()
-    info = dict(seed=seed, n_train=n_train, **{k: v for k, v in kwargs.items() if isinstance(v, (int, float, str))})
+    info = dict(seed=seed, n_train=n_train, **{k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items() if isinstance(v, (int, float, str, Path))})
     def checkpoint(model, tok, step):  # keep a loadable (partially trained) model in out_dir while training
         save_reference(model, tok, out_dir, dict(steps=step, planned_steps=steps, partial=True, train_seconds=round(time.time() - t0, 1), **info))
     model, tok = train_reference(steps=steps, seed=seed, n_train=n_train, config=config, callback=checkpoint, **kwargs)
@@ -337,8 +340,9 @@ def rebuild_reference_cli(argv:list[str]|None=None, # command-line arguments
     ap.add_argument("--steps", type=int, default=1500); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-train", type=int, default=10000); ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64); ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--init-from", default=None, help="continue training from this toy model folder")
     a = ap.parse_args(argv)
     out = build_reference(a.out_dir or reference_path(), steps=a.steps, seed=a.seed, n_train=a.n_train,
-                          threads=a.threads, batch_size=a.batch_size, lr=a.lr)
+                          threads=a.threads, batch_size=a.batch_size, lr=a.lr, init_from=a.init_from)
     print(f"toy reference model written to {out}")
     return 0
