@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,15 @@ FILLER = ("Let me think about this step by step. First, I set up the equations f
 
 
 def wrong_variant(gold: str, rng: random.Random, pool: list[str]) -> str:
+    """A plausible wrong answer, like a model's: an integer off by a little; else the gold with one number changed
+    (a slip in the last step) or another answer to a problem of the same benchmark (same kind of object)."""
     try: return str(int(gold.replace(",", "")) + rng.choice([-2, -1, 1, 3, 10]))
-    except ValueError: return rng.choice(pool)
+    except ValueError: pass
+    nums = list(re.finditer(r"\d+", gold))
+    if nums and rng.random() < 0.5:
+        m = rng.choice(nums)
+        return gold[:m.start()] + str(int(m.group()) + rng.choice([1, 2, 3])) + gold[m.end():]
+    return rng.choice(pool)
 
 
 def right_variant(gold: str, rng: random.Random) -> str:
@@ -46,8 +54,9 @@ def build_pairs(n: int, seed: int = 0, k: int = 1):
     rng = random.Random(seed)
     pairs = []
     for i in range(0, n, k):   # round-robin over files so LaTeX-heavy sets (MATH, GaoKao) weigh as much as GSM8K
-        gold = rng.choice(by_file[files[(i // k) % len(files)]])
-        wrongs = [wrong_variant(gold, rng, golds) for _ in range(2)]
+        pool = by_file[files[(i // k) % len(files)]]
+        gold = rng.choice(pool)
+        wrongs = [wrong_variant(gold, rng, pool) for _ in range(2)]
         for _ in range(min(k, n - i)):
             ans = right_variant(gold, rng) if rng.random() < 0.6 else rng.choice(wrongs)
             pairs.append((_response(ans, rng), gold))
