@@ -199,8 +199,18 @@ def _surely_unequal(gp:tuple, pp:tuple) -> bool:
     "Whether `verify(gp, pp)` must be False: strings differ and the sympy values clearly differ."
     if len(gp) != 2 or len(pp) != 2 or not (isinstance(gp[1], str) and isinstance(pp[1], str)): return False
     if gp[1].strip() == pp[1].strip(): return False
-    try: return _clearly_differ(gp[0], pp[0])
+    try: return _surely_ne(gp[0], pp[0])
     except Exception: return False
+
+def _surely_ne(g, p) -> bool:
+    "Whether Math-Verify's `sympy_expr_eq(g, p)` must be False: expressions that clearly differ, or tuples/intervals with a part that does."
+    from sympy import Interval, Tuple
+    if isinstance(g, Tuple) and isinstance(p, Tuple):   # element-wise in order; a length mismatch never matches
+        return len(g) != len(p) or any(_surely_ne(a, b) for a, b in zip(g.args, p.args))
+    if isinstance(g, Interval) and isinstance(p, Interval):
+        return (g.left_open != p.left_open or g.right_open != p.right_open
+                or _surely_ne(g.start, p.start) or _surely_ne(g.end, p.end))
+    return _clearly_differ(g, p)
 
 def _warm_up():
     "Parse and compare once so that forked workers inherit a warm parser (imports, grammar tables)."
