@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -141,11 +142,79 @@ def _plain_number(s:str) -> Decimal|None:
     try: return Decimal(s)
     except InvalidOperation: return None
 
+_RAT_RE = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
+
+def _rational(s:str) -> tuple[Fraction, bool]|None:
+    "Value of a plain number, `a/b` or `\\frac{a}{b}` (with optional minus), and whether it was exact (no decimal point)."
+    if len(s) > 60: return None
+    d = _plain_number(s)
+    if d is not None: return Fraction(d), "." not in s
+    m = _RAT_RE.fullmatch(s)
+    if not m: return None
+    a, b = (m.group(2), m.group(3)) if m.group(2) is not None else (m.group(4), m.group(5))
+    if int(b) == 0: return None
+    v = Fraction(int(a), int(b))
+    return (-v if m.group(1) else v), True
+
+def _rational_match(p:str, g:str) -> bool|None:
+    "True/False when both answers are plain rationals and the comparison is certain, else None (ask Math-Verify)."
+    pr, gr = _rational(p), _rational(g)
+    if pr is None or gr is None: return None
+    (pv, pexact), (gv, gexact) = pr, gr
+    if pv == gv: return True
+    if pexact and gexact: return False
+    if abs(pv - gv) > Fraction(1, 10_000) * max(1, abs(pv), abs(gv)): return False
+    return None   # close decimals: Math-Verify's rounding rules decide
+
 @lru_cache(maxsize=200_000)
 def _parse(s:str, use_timeouts:bool) -> tuple:
     "Math-Verify parse of one normalised answer (cached; gold answers repeat across samples)."
     t = 5 if use_timeouts else None
     return tuple(parse("\\boxed{" + s + "}", parsing_timeout=t))
+
+_PROBE = ((0.5377, 1.8339, 0.7412, 1.3137, 0.6588, 1.1472, 0.9128, 1.6931),
+          (1.2419, 0.6047, 1.5726, 0.8843, 1.4156, 0.5871, 1.7363, 0.7994))
+
+def _clearly_differ(g, p) -> bool:
+    "Whether parsed sympy expressions `g` and `p` surely differ: their values at two fixed points differ clearly."
+    import sympy
+    from sympy import Expr, Symbol
+    from sympy.matrices import MatrixBase
+    if not (isinstance(g, Expr) and isinstance(p, Expr)) or isinstance(g, (Symbol, MatrixBase)) or isinstance(p, (Symbol, MatrixBase)):
+        return False
+    if g.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative) or \
+       p.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative): return False
+    syms = sorted(g.free_symbols | p.free_symbols, key=str)
+    if len(syms) > len(_PROBE[0]): return False
+    for point in _PROBE:
+        sub = {x: sympy.Float(v) for x, v in zip(syms, point)}
+        try:
+            a, b = complex(g.xreplace(sub).evalf(15)), complex(p.xreplace(sub).evalf(15))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError): return False
+        if not (math.isfinite(abs(a)) and math.isfinite(abs(b))): return False
+        if abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b)): return False
+    return True
+
+def _surely_unequal(gp:tuple, pp:tuple) -> bool:
+    "Whether `verify(gp, pp)` must be False: strings differ and the sympy values clearly differ."
+    if len(gp) != 2 or len(pp) != 2 or not (isinstance(gp[1], str) and isinstance(pp[1], str)): return False
+    if gp[1].strip() == pp[1].strip(): return False
+    try: return _surely_ne(gp[0], pp[0])
+    except Exception: return False
+
+def _surely_ne(g, p) -> bool:
+    "Whether Math-Verify's `sympy_expr_eq(g, p)` must be False: expressions that clearly differ, or tuples/intervals with a part that does."
+    from sympy import Interval, Tuple
+    if isinstance(g, Tuple) and isinstance(p, Tuple):   # element-wise in order; a length mismatch never matches
+        return len(g) != len(p) or any(_surely_ne(a, b) for a, b in zip(g.args, p.args))
+    if isinstance(g, Interval) and isinstance(p, Interval):
+        return (g.left_open != p.left_open or g.right_open != p.right_open
+                or _surely_ne(g.start, p.start) or _surely_ne(g.end, p.end))
+    return _clearly_differ(g, p)
+
+def _warm_up():
+    "Parse and compare once so that forked workers inherit a warm parser (imports, grammar tables)."
+    _parse.__wrapped__("\\frac{x^2+1}{2}", False); verify(list(_parse.__wrapped__("x+1", False)), list(_parse.__wrapped__("1+x", False)), timeout_seconds=None)
 
 # %% ../nbs/01_grading.ipynb #e6d3f8b5
 def _in_main_thread() -> bool: return threading.current_thread() is threading.main_thread()
@@ -162,14 +231,13 @@ def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
     "Cached comparison of two normalised answers (samples of one problem repeat the same answers)."
     if not p or not g: return False, "parse error"
     if p == g: return True, "ok"
-    pn, gn = _plain_number(p), _plain_number(g)
-    if pn is not None and gn is not None:
-        if pn == gn: return True, "ok"
-        if pn == pn.to_integral_value() and gn == gn.to_integral_value(): return False, "ok"
+    r = _rational_match(p, g)
+    if r is not None: return r, "ok"
     if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS: return False, "too long"
     mv = False if _mv_timeouts is None else (_mv_timeouts and _in_main_thread())
     gp, pp = _parse(g, mv), _parse(p, mv)
     if not pp or not gp: return False, "parse error"
+    if _surely_unequal(gp, pp): return False, "ok"
     ok = verify(list(gp), list(pp), timeout_seconds=5 if mv else None)
     return bool(ok), "ok"
 
@@ -301,6 +369,9 @@ def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs
     import multiprocessing as mp
     from multiprocessing.connection import wait
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    if ctx.get_start_method() == "fork":
+        try: _warm_up()                # workers inherit the warm parser
+        except Exception: pass
     cs = chunk_size or max(1, min(64, math.ceil(n / (n_workers * 8))))
     todo = deque(range(n))
     results: list = [None] * n

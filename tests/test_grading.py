@@ -203,3 +203,31 @@ def test_real_golds_match_themselves():
     out = grade_batch([f"... $\\boxed{{{r['ground_truth_answer']}}}$" for r in rows], [r["ground_truth_answer"] for r in rows],
                       n_workers=1, progress=False)
     assert sum(g.correct for g in out) >= 148
+
+
+@pytest.mark.parametrize("pred,gold,want", [
+    ("0.5", "\\frac{1}{2}", True), ("-\\frac{3}{4}", "-0.75", True), ("2/4", "\\frac12", None), ("2/4", "\\frac{1}{2}", True),
+    ("7", "8", False), ("\\frac{1}{3}", "\\frac{2}{3}", False), ("0.333", "\\frac{1}{3}", False),
+    ("0.333333", "\\frac{1}{3}", None),   # within Math-Verify's rounding: Math-Verify decides
+    ("4\\frac{2}{3}", "\\frac{14}{3}", None), ("1/0", "5", None), ("x", "5", None)])
+def test_rational_fast_path(pred, gold, want):
+    assert G._rational_match(pred, gold) == want
+    if want is not None:   # the fast path agrees with Math-Verify
+        gp, pp = G._parse(gold, False), G._parse(pred, False)
+        assert bool(G.verify(list(gp), list(pp), timeout_seconds=None)) == want
+
+
+@pytest.mark.parametrize("pred,gold,surely", [
+    ("x^2+1", "x^2+2", True), ("2\\cos(\\pi t+\\pi/4)", "2\\cos(\\pi t+\\pi/3)", True), ("25", "\\frac{\\cos(2t)}{15}", True),
+    ("(-3,-9)", "(-3,-6)", True), ("(1,2,3)", "(1,2,4)", True), ("(1,2,3)", "(1,2,3,4)", True), ("(1,3)", "(1,2)", True), ("[1,2]", "[1,2)", True),
+    ("(x+1)^2", "x^2+2x+1", False), ("2\\sqrt{2}", "\\sqrt{8}", False), ("0.3333333", "\\frac{1}{3}", False),
+    ("\\text{answer}", "answer", False), ("y=2x+1", "y=2x+2", False), ("0.0000001", "0.0000002", False), ("(2,1)", "(2,1)", False)])
+def test_surely_unequal_never_contradicts_verify(pred, gold, surely):
+    gp, pp = G._parse(G._normalize(gold), False), G._parse(G._normalize(pred), False)
+    assert G._surely_unequal(gp, pp) == surely
+    if surely: assert not G.verify(list(gp), list(pp), timeout_seconds=None)
+
+
+def test_grade_batch_warm_start_same_results():
+    pairs = [(f"so $\\boxed{{{p}}}$", g) for p, g in [("x^2+1", "x^2+2"), ("(x+1)^2", "x^2+2x+1"), ("3", "3"), ("0.5", "\\frac12")]] * 3
+    assert [g.correct for g in grade_batch(pairs, n_workers=2, progress=False)] == [False, True, True, True] * 3
