@@ -119,11 +119,14 @@ def test_shipped_model_loads_and_answers():
     assert all(extract_toy_answer(r["completion"]) is not None for r in res)
 
 
-@pytest.mark.xfail(reason="shipped toy weights are under-trained (CPU contention cut training short); rebuild them", strict=False)
-def test_shipped_model_answers_easy_problems():
+def test_shipped_model_solves_most_problems():
     model, tok = load_reference()
-    res = generate_batch(model, tok, ["12+34", "21+30", "40+15", "33+22+11"])
-    assert [extract_toy_answer(r["completion"]) for r in res] == ["46", "51", "55", "66"]
+    probs = make_problems(60, seed=3, split="validation")
+    res = generate_batch(model, tok, probs["problem"])
+    answers = [extract_toy_answer(r["completion"]) for r in res]
+    accuracy = sum(a == g for a, g in zip(answers, probs["answer"])) / len(answers)
+    assert accuracy >= 0.65, accuracy
+    assert sum(r["completion"].count("Wait") for r in res) / len(res) >= 0.5  # it still re-checks (overthinks)
 
 
 def test_build_reference_tiny(tmp_path):
