@@ -110,15 +110,6 @@ def test_timeout_in_process():
     assert time.time() - t0 < 30
 
 
-def test_timeout_in_thread():
-    import threading
-    box = []
-    th = threading.Thread(target=lambda: box.append(grade("\\boxed{(x+1)^{2000}}", "x^{2000}+1", timeout=0.5)))
-    th.start(); th.join(60)
-    assert box and box[0].reason == "timeout"
-    assert grade("\\boxed{1/2}", "0.5").correct   # no stray exception left behind
-
-
 def test_grade_batch_parallel_matches_serial():
     pairs = [("\\boxed{\\frac{1}{2}}", "0.5"), ("\\boxed{3}", "4"), ("none", "1"), (None, "1"), ("#### 1,000", "1000")] * 8
     a = grade_batch(pairs, n_workers=1, progress=False)
