@@ -43,7 +43,8 @@ class DemoConfig:
     max_tokens: int = field(default=192, metadata={"help": "generation budget (the toy's traces are 40-150 tokens)"})
     variants: list[str] = field(default_factory=lambda: ["faithful", "recommended"], metadata={"help": f"training variants: {list(VARIANTS)}"})
     baselines: list[str] = field(default_factory=lambda: list(BASELINE_METHODS), metadata={"help": f"paper baselines to add: {list(BASELINE_METHODS)} (none: empty)"})
-    rounds: int = field(default=1, metadata={"help": "iterative rounds: round r+1 pre-samples from round r's recommended model"})
+    rounds: int = field(default=2, metadata={"help": "iterative rounds: round r+1 pre-samples from round r's `iterate_variant` model"})
+    iterate_variant: str = field(default="recommended", metadata={"help": "the variant whose model is the next round's reference; rounds after the first train only it"})
     max_steps: int = field(default=120, metadata={"help": "optimizer steps per training run"})
     batch_size: int = field(default=32, metadata={"help": "sequences per optimizer step"})
     learning_rate: float = field(default=1e-4, metadata={"help": "learning rate of the O1-Pruner runs"})
@@ -68,6 +69,8 @@ class DemoConfig:
         for name in ("n_train", "n_val", "n_test", "k", "max_steps", "batch_size", "rounds", "max_tokens"):
             if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.variants: raise ValueError("at least one training variant is needed")
+        if self.rounds > 1 and self.iterate_variant not in self.variants:
+            raise ValueError(f"iterate_variant {self.iterate_variant!r} must be one of the trained variants {self.variants} when rounds > 1")
 
 # %% ../nbs/09_demo.ipynb #3caa9a16
 def write_problems(run_dir:Path, # the demo's run folder
@@ -234,6 +237,10 @@ def _flat_metrics(eval_metrics:dict, base:str) -> dict:
     return out
 
 # %% ../nbs/09_demo.ipynb #f12288e9
+def _label(variant:str, r:int, cfg:DemoConfig) -> str:
+    "Model label of `variant` trained in round `r` (the iterated variant carries its round when there are several)."
+    return f"o1-pruner-{variant}" + (f"-r{r}" if cfg.rounds > 1 and variant == cfg.iterate_variant else "")
+
 def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
             ) -> dict:
     "Run the five stages (and baselines, and rounds) on the toy task; write report.md and metrics.json."
@@ -259,18 +266,18 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
         s = stages(f"round {r}: 1 pre-sampling", rd / "samples_done", presample, policy, files["train"], rd / "samples", cfg)
         a = stages(f"round {r}: 2 difficulty analysis", rd / "analysis", analyse, rd / "samples", rd / "analysis")
         info = {"round": r, "policy": policy, "samples": s, "analysis": a}
-        for variant in cfg.variants:
+        for variant in (cfg.variants if r == 1 else [cfg.iterate_variant]):
             ds_dir = rd / f"dataset-{variant}"
             stages(f"round {r}: 3 rewarded dataset ({variant})", ds_dir / "_stage", build_dataset, rd / "samples", policy, ds_dir, variant, cfg)
             res = stages(f"round {r}: 4 fine-tuning ({variant})", rd / f"train-{variant}" / "_stage", finetune, policy, ds_dir,
                          rd / f"train-{variant}", variant, files["validation"], cfg)
-            label = f"o1-pruner-{variant}" + (f"-r{r}" if cfg.rounds > 1 else "")
+            label = _label(variant, r, cfg)
             models[label] = res["model"]
             info[variant] = res
         if r == 1 and any(b in cfg.baselines for b in ("sft-shortest", "dpo")):
             models.update(stages("baselines: SFT-shortest and DPO", rd / "baselines" / "_stage", train_baselines, rd / "samples", reference, rd / "baselines", cfg))
         rounds.append(info)
-        policy = models.get(f"o1-pruner-recommended" + (f"-r{r}" if cfg.rounds > 1 else ""), models[list(models)[-1]])
+        policy = models[_label(cfg.iterate_variant, r, cfg)] if cfg.iterate_variant in info else policy
     if "fast-prompt" in cfg.baselines: models["fast-prompt"] = reference
     ev = stages("5 evaluation", run_dir / "eval" / "_stage", evaluate_models, models, files["test"], run_dir / "eval", cfg)
     metrics = write_report(run_dir, cfg, models, rounds, stages.times, sum(stages.times.values()))
@@ -279,12 +286,31 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
     return metrics
 
 # %% ../nbs/09_demo.ipynb #bf2e73df
+def _target_met(metrics:dict, max_ratio:float=0.6, max_drop:float=1.0) -> bool:
+    "Whether the pruned model uses at most `max_ratio` of the reference's tokens within `max_drop` accuracy points."
+    return metrics["token_reduction"] >= 1 - max_ratio and metrics["accuracy_change_points"] >= -max_drop
+
+def _round_rows(rounds:list, cfg:DemoConfig) -> list[str]:
+    "Markdown rows: per round and trained variant, the round's samples and the selected checkpoint."
+    rows = []
+    for info in rounds:
+        ref = "toy reference" if info["round"] == 1 else f"round {info['round'] - 1} {cfg.iterate_variant}"
+        for v in VARIANTS:
+            if v not in info: continue
+            best = (info[v].get("selection") or {}).get("best") or {}
+            step = best.get("step", f"{info[v]['steps']} (last)")
+            va = f"{100 * best['accuracy']:.1f}" if "accuracy" in best else ""
+            vt = f"{best['mean_tokens']:.1f}" if "mean_tokens" in best else ""
+            rows.append(f"| {info['round']} | {ref} | {100 * info['samples']['accuracy']:.1f} | {info['samples']['mean_tokens']:.1f} | {v} | {step} | {va} | {vt} |")
+    return rows
+
 def write_report(run_dir:Path, cfg:DemoConfig, models:dict, rounds:list, times:dict, total_s:float) -> dict:
     "Write `report.md` and `metrics.json` of a demo run; returns the metrics."
     import pandas as pd
     ev = json.loads((run_dir / "eval" / "metrics.json").read_text())
     flat = _flat_metrics(ev, "base")
-    best = next((l for l in flat if l.startswith("o1-pruner-recommended")), next(l for l in flat if l.startswith("o1-pruner")))
+    last = _label(cfg.iterate_variant, cfg.rounds, cfg)
+    best = last if last in flat else next(l for l in flat if l.startswith("o1-pruner"))
     metrics = {"models": flat, "token_reduction": flat[best]["token_reduction"], "pruned_model": best,
                "accuracy_change_points": flat[best]["accuracy"] - flat["base"]["accuracy"],
                "stage_seconds": times, "total_seconds": round(total_s, 1), "config": dataclasses.asdict(cfg),
@@ -297,7 +323,14 @@ def write_report(run_dir:Path, cfg:DemoConfig, models:dict, rounds:list, times:d
              "## Comparison (Table 2 layout, toy test set)", "", _summary_table(metrics), "",
              f"Pruned model `{best}`: {-100*metrics['token_reduction']:+.1f}% tokens, "
              f"{metrics['accuracy_change_points']:+.1f} accuracy points vs the reference.", "",
+             f"Target (issue: at most 0.6x the reference's tokens, accuracy at least the reference's minus 1 point): "
+             f"{'met' if _target_met(metrics) else 'not met'}.", "",
              "Full evaluation report with AES variants and plots: [eval/report.md](eval/report.md).", "",
+             "## Rounds", "", "Each round pre-samples from its reference; round r+1's reference is round r's selected "
+             f"`{cfg.iterate_variant}` model.", "",
+             "| round | reference | its samples: accuracy % | mean tokens | variant | selected step | validation accuracy % | validation tokens |",
+             "|---|---|---|---|---|---|---|---|",
+             *_round_rows(rounds, cfg), "",
              "## The reference model overthinks (Table 1 layout: accuracy by length quartile of its own samples)", "",
              "| length quartile | accuracy within problems % | mean tokens | accuracy over all samples % | mean tokens |",
              "|---|---|---|---|---|",

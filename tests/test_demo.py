@@ -14,12 +14,19 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     models = metrics["models"]
-    assert {"base", "o1-pruner-faithful", "o1-pruner-recommended", "fast-prompt"} <= set(models)
+    # two rounds by default: the faithful recipe once, the recommended variant iterated
+    assert {"base", "o1-pruner-faithful", "o1-pruner-recommended-r1", "o1-pruner-recommended-r2", "fast-prompt"} <= set(models)
+    assert metrics["pruned_model"] == "o1-pruner-recommended-r2"
+    r2 = metrics["rounds"][1]
+    assert r2["round"] == 2 and "faithful" not in r2 and "recommended" in r2
+    assert metrics["rounds"][1]["policy"] != metrics["rounds"][0]["policy"]  # round 2 samples from round 1's model
+    assert not (out / "round2" / "train-faithful").exists()
     for m in models.values():
         assert 0 <= m["accuracy"] <= 100 and m["mean_tokens"] > 0
     assert any("reduction" in k for k in metrics)
     report = (out / "report.md").read_text()
-    assert "| model |" in report and "length quartile" in report
+    assert "| model |" in report and "length quartile" in report and "## Rounds" in report
+    assert "Target (" in report
     assert (out / "eval" / "report.md").exists()
     # the last printed lines are the comparison table and the report's path
     tail = [l for l in printed.strip().splitlines() if l.strip()][-8:]
@@ -47,3 +54,9 @@ def test_config_validation():
         DemoConfig(n_test=0)
     q = DemoConfig(quick=True)
     assert q.n_train <= 24 and q.max_steps <= 4
+
+
+def test_rounds_need_the_iterated_variant():
+    with pytest.raises(ValueError, match="iterate_variant"):
+        DemoConfig(rounds=2, variants=["faithful"])
+    assert DemoConfig(rounds=1, variants=["faithful"]).variants == ["faithful"]
