@@ -32,13 +32,35 @@ def summarize(rows):
         acc = [r["models"][label]["accuracy"] for r in rows]
         tok = [r["models"][label]["mean_tokens"] for r in rows]
         red = [r["models"][label]["token_reduction"] for r in rows if r["models"][label]["token_reduction"] is not None]
-        sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
         red_s = f"{-100 * statistics.mean(red):+.1f}% ± {100 * sd(red):.1f}" if red else ""
         print(f"| {label} | {statistics.mean(acc):.1f} ± {sd(acc):.1f} | {statistics.mean(tok):.1f} ± {sd(tok):.1f} | {red_s} |")
-    print("\n| stage | seconds (mean over seeds) |\n|---|---|")
+    print("\n| seed | pruned model | tokens vs base | accuracy change (points) | target met (<= 0.6x tokens, >= -1 point) "
+          "| reference accuracy % by length quartile, all samples (Q1 shortest) | same, within problems | total s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for seed, r in zip(seeds_of(rows), rows):
+        q = r.get("reference_quartiles") or {}
+        fmt = lambda xs: " ".join(f"{100 * x:.1f}" for x in xs) if xs else "?"
+        met = r["token_reduction"] >= 0.4 and r["accuracy_change_points"] >= -1.0
+        print(f"| {seed} | {r['pruned_model']} | {-100 * r['token_reduction']:+.1f}% | {r['accuracy_change_points']:+.1f} | "
+              f"{'yes' if met else 'no'} | {fmt(q.get('acc_global'))} | {fmt(q.get('acc_within'))} | {r['total_seconds']:.0f} |")
+    chg = [r["accuracy_change_points"] for r in rows]
+    red = [r["token_reduction"] for r in rows]
+    print(f"\npruned model over {len(rows)} seeds: tokens {-100 * statistics.mean(red):+.1f}% ± {100 * sd(red):.1f}, "
+          f"accuracy {statistics.mean(chg):+.2f} ± {sd(chg):.2f} points")
+    print("\n| stage | seconds, mean over seeds | max |\n|---|---|---|")
     for stage in rows[0]["stage_seconds"]:
-        print(f"| {stage} | {statistics.mean(r['stage_seconds'].get(stage, 0) for r in rows):.1f} |")
-    print(f"| total | {statistics.mean(r['total_seconds'] for r in rows):.1f} |")
+        xs = [r["stage_seconds"].get(stage, 0) for r in rows]
+        print(f"| {stage} | {statistics.mean(xs):.1f} | {max(xs):.1f} |")
+    tot = [r["total_seconds"] for r in rows]
+    print(f"| total | {statistics.mean(tot):.1f} | {max(tot):.1f} |")
+
+
+def sd(xs):
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def seeds_of(rows):
+    return [r["config"]["seed"] for r in rows]
 
 
 if __name__ == "__main__":

@@ -315,8 +315,9 @@ def write_report(run_dir:Path, cfg:DemoConfig, models:dict, rounds:list, times:d
                "accuracy_change_points": flat[best]["accuracy"] - flat["base"]["accuracy"],
                "stage_seconds": times, "total_seconds": round(total_s, 1), "config": dataclasses.asdict(cfg),
                "rounds": rounds}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     q = pd.read_csv(run_dir / "round1" / "analysis" / "length_quartiles.csv")
+    metrics["reference_quartiles"] = {c: q[c].round(4).tolist() for c in ("acc_global", "acc_within", "tokens_global", "tokens_within")}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     lines = ["# o1-pruner demo report", "",
              f"Reference: the toy overthinking model; {cfg.n_train} training problems x K={cfg.k} samples, "
              f"{cfg.n_test} held-out test problems, greedy decoding. Total wall time {total_s/60:.1f} min.", "",

@@ -24,6 +24,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     for m in models.values():
         assert 0 <= m["accuracy"] <= 100 and m["mean_tokens"] > 0
     assert any("reduction" in k for k in metrics)
+    assert len(metrics["reference_quartiles"]["acc_global"]) == 4
     report = (out / "report.md").read_text()
     assert "| model |" in report and "length quartile" in report and "## Rounds" in report
     assert "Target (" in report
