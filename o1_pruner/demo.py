@@ -49,11 +49,12 @@ class DemoConfig:
     batch_size: int = field(default=32, metadata={"help": "sequences per optimizer step"})
     learning_rate: float = field(default=1e-4, metadata={"help": "learning rate of the O1-Pruner runs"})
     baseline_learning_rate: float = field(default=1e-4, metadata={"help": "learning rate of the SFT-shortest baseline"})
-    dpo_learning_rate: float = field(default=1e-5, metadata={"help": "learning rate of the DPO baseline (DPO diverges at SFT-sized rates)"})
+    dpo_learning_rate: float = field(default=3e-6, metadata={"help": "learning rate of the DPO baseline (on the toy, DPO at 1e-5 falls to 60% accuracy, at 1e-6 it barely moves)"})
     select_every: int = field(default=20, metadata={"help": "checkpoint-selection evaluation interval (steps)"})
     select_tolerance: float = field(default=0.01, metadata={"help": "selected checkpoint's validation accuracy may be this far below the reference (fraction)"})
     sample_batch_size: int = field(default=256, metadata={"help": "sequences per generate call"})
     seed: int = field(default=0, metadata={"help": "seed of problems, sampling and training"})
+    workers: int = field(default=2, metadata={"help": "processes: 2 trains and evaluates the reference's baselines in a second process while the O1-Pruner runs go on (both cores of a laptop); 1 runs every stage in turn"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (0: torch's default); 1 is fastest for the tiny toy model and never oversubscribes a busy machine"})
     quick: bool = field(default=False, metadata={"help": "tiny sizes that check the mechanics in about a minute (CI)"})
     rebuild_reference: str|None = field(default=None, metadata={"help": "retrain the toy reference model into this folder first (about 10 minutes), then use it"})
@@ -66,7 +67,7 @@ class DemoConfig:
         if self.quick:
             self.n_train, self.n_val, self.n_test, self.k = min(self.n_train, 24), min(self.n_val, 16), min(self.n_test, 32), min(self.k, 4)
             self.max_steps, self.batch_size, self.select_every = min(self.max_steps, 4), min(self.batch_size, 8), 2
-        for name in ("n_train", "n_val", "n_test", "k", "max_steps", "batch_size", "rounds", "max_tokens"):
+        for name in ("n_train", "n_val", "n_test", "k", "max_steps", "batch_size", "rounds", "max_tokens", "workers"):
             if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.variants: raise ValueError("at least one training variant is needed")
         if self.rounds > 1 and self.iterate_variant not in self.variants:
@@ -241,10 +242,65 @@ def _label(variant:str, r:int, cfg:DemoConfig) -> str:
     "Model label of `variant` trained in round `r` (the iterated variant carries its round when there are several)."
     return f"o1-pruner-{variant}" + (f"-r{r}" if cfg.rounds > 1 and variant == cfg.iterate_variant else "")
 
+def _baselines(cfg:DemoConfig, reference:str, run_dir:Path, stages:Stages) -> dict:
+    "The baselines' models: SFT-shortest and DPO trained on round 1's samples, Fast-Solving Prompt on the reference."
+    models, rd = {}, run_dir / "round1"
+    if any(b in cfg.baselines for b in ("sft-shortest", "dpo")):
+        models.update(stages("baselines: SFT-shortest and DPO", rd / "baselines" / "_stage", train_baselines, rd / "samples", reference, rd / "baselines", cfg))
+    if "fast-prompt" in cfg.baselines: models["fast-prompt"] = reference
+    return models
+
+_EVAL_PARTS = {"reference": "5 evaluation: reference and baselines", "pruned": "5 evaluation: O1-Pruner models"}
+
+def _second_process(cfg_dict:dict, reference:str, test:str, log_path:str):
+    "Entry point of the second process: the baselines, then the evaluation stores of the reference and the baselines."
+    import torch
+    with open(log_path, "a", buffering=1) as log:
+        sys.stdout = sys.stderr = log
+        cfg = DemoConfig(**cfg_dict)
+        if cfg.threads: torch.set_num_threads(cfg.threads)
+        run_dir, stages = Path(cfg.output_dir), Stages(Path(cfg.output_dir))
+        try:
+            models = {"base": reference, **_baselines(cfg, reference, run_dir, stages)}
+            part = run_dir / "eval-parts" / "reference"
+            stages(_EVAL_PARTS["reference"], part / "_stage", evaluate_models, models, Path(test), part, cfg)
+        except BaseException:
+            import traceback
+            traceback.print_exc(file=log)
+            raise
+
+def _start_second_process(cfg:DemoConfig, reference:str, test:Path, run_dir:Path):
+    "Start `_second_process` (spawned, so it never shares torch's threads with this one); None when its work is done."
+    if (run_dir / "eval-parts" / "reference" / "_stage" / "done.json").exists(): return None
+    import multiprocessing as mp
+    log = run_dir / "second_process.log"
+    proc = mp.get_context("spawn").Process(target=_second_process, args=(dataclasses.asdict(cfg), reference, str(test), str(log)))  # not daemonic: it starts grading workers
+    proc.start()
+    print(f"[demo] baselines and the evaluation of the reference run in a second process (pid {proc.pid}, log: {log})", flush=True)
+    return proc, log
+
+def _join_second_process(bg):
+    "Wait for the second process; on failure, raise with the end of its log."
+    if bg is None: return
+    proc, log = bg
+    if proc.is_alive(): print("[demo] waiting for the second process (baselines) ...", flush=True)
+    proc.join()
+    if proc.exitcode != 0:
+        tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-25:]) if Path(log).exists() else ""
+        raise RuntimeError(f"the demo's second process failed (exit code {proc.exitcode}); rerun to resume. End of {log}:\n{tail}")
+
+def _merge_eval_parts(run_dir:Path):
+    "Copy the evaluation stores of the parts into eval/stores, where the full evaluation finds them complete."
+    for part in _EVAL_PARTS:
+        src = run_dir / "eval-parts" / part / "stores"
+        for label in (src.iterdir() if src.exists() else []):
+            shutil.copytree(label, run_dir / "eval" / "stores" / label.name, dirs_exist_ok=True)
+
 def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
             ) -> dict:
     "Run the five stages (and baselines, and rounds) on the toy task; write report.md and metrics.json."
     import torch
+    t_start = time.time()
     cfg = cfg or DemoConfig()
     if cfg.threads: torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -260,27 +316,42 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
     stages = Stages(run_dir)
     files = stages("problems", run_dir / "data", lambda: {k: str(v) for k, v in write_problems(run_dir, cfg).items()})
     files = {k: Path(v) for k, v in files.items()}
-    models, policy, rounds = {"base": reference}, reference, []
-    for r in range(1, cfg.rounds + 1):
-        rd = run_dir / f"round{r}"
-        s = stages(f"round {r}: 1 pre-sampling", rd / "samples_done", presample, policy, files["train"], rd / "samples", cfg)
-        a = stages(f"round {r}: 2 difficulty analysis", rd / "analysis", analyse, rd / "samples", rd / "analysis")
-        info = {"round": r, "policy": policy, "samples": s, "analysis": a}
-        for variant in (cfg.variants if r == 1 else [cfg.iterate_variant]):
-            ds_dir = rd / f"dataset-{variant}"
-            stages(f"round {r}: 3 rewarded dataset ({variant})", ds_dir / "_stage", build_dataset, rd / "samples", policy, ds_dir, variant, cfg)
-            res = stages(f"round {r}: 4 fine-tuning ({variant})", rd / f"train-{variant}" / "_stage", finetune, policy, ds_dir,
-                         rd / f"train-{variant}", variant, files["validation"], cfg)
-            label = _label(variant, r, cfg)
-            models[label] = res["model"]
-            info[variant] = res
-        if r == 1 and any(b in cfg.baselines for b in ("sft-shortest", "dpo")):
-            models.update(stages("baselines: SFT-shortest and DPO", rd / "baselines" / "_stage", train_baselines, rd / "samples", reference, rd / "baselines", cfg))
-        rounds.append(info)
-        policy = models[_label(cfg.iterate_variant, r, cfg)] if cfg.iterate_variant in info else policy
-    if "fast-prompt" in cfg.baselines: models["fast-prompt"] = reference
+    models, policy, rounds, bg = {"base": reference}, reference, [], None
+    try:
+        for r in range(1, cfg.rounds + 1):
+            rd = run_dir / f"round{r}"
+            s = stages(f"round {r}: 1 pre-sampling", rd / "samples_done", presample, policy, files["train"], rd / "samples", cfg)
+            a = stages(f"round {r}: 2 difficulty analysis", rd / "analysis", analyse, rd / "samples", rd / "analysis")
+            if r == 1 and cfg.workers > 1: bg = _start_second_process(cfg, reference, files["test"], run_dir)
+            info = {"round": r, "policy": policy, "samples": s, "analysis": a}
+            for variant in (cfg.variants if r == 1 else [cfg.iterate_variant]):
+                ds_dir = rd / f"dataset-{variant}"
+                stages(f"round {r}: 3 rewarded dataset ({variant})", ds_dir / "_stage", build_dataset, rd / "samples", policy, ds_dir, variant, cfg)
+                res = stages(f"round {r}: 4 fine-tuning ({variant})", rd / f"train-{variant}" / "_stage", finetune, policy, ds_dir,
+                             rd / f"train-{variant}", variant, files["validation"], cfg)
+                models[_label(variant, r, cfg)] = res["model"]
+                info[variant] = res
+            if r == 1 and cfg.workers == 1: models.update(_baselines(cfg, reference, run_dir, stages))
+            rounds.append(info)
+            policy = models[_label(cfg.iterate_variant, r, cfg)] if cfg.iterate_variant in info else policy
+        if cfg.workers > 1:
+            pruned = {k: v for k, v in models.items() if k != "base"}
+            part = run_dir / "eval-parts" / "pruned"
+            stages(_EVAL_PARTS["pruned"], part / "_stage", evaluate_models, pruned, files["test"], part, cfg)
+            _join_second_process(bg)
+            bg = None
+            models.update(_baselines(cfg, reference, run_dir, stages))  # done by the second process: reads its results
+            marker = run_dir / "eval-parts" / "reference" / "_stage" / "done.json"
+            if not marker.exists(): raise RuntimeError(f"the second process ended without its evaluation ({marker} is missing); rerun to resume")
+            stages.times[_EVAL_PARTS["reference"]] = json.loads(marker.read_text())["seconds"]
+            _merge_eval_parts(run_dir)
+    finally:
+        if bg is not None and bg[0].is_alive(): bg[0].terminate()
     ev = stages("5 evaluation", run_dir / "eval" / "_stage", evaluate_models, models, files["test"], run_dir / "eval", cfg)
-    metrics = write_report(run_dir, cfg, models, rounds, stages.times, sum(stages.times.values()))
+    wall_file = run_dir / "wall_seconds.json"  # summed over invocations, so a resumed run still reports its whole cost
+    wall = (json.loads(wall_file.read_text())["seconds"] if wall_file.exists() else 0.0) + time.time() - t_start
+    wall_file.write_text(json.dumps({"seconds": round(wall, 1)}))
+    metrics = write_report(run_dir, cfg, models, rounds, stages.times, wall)
     print("\n" + _summary_table(metrics))
     print(f"\nreport: {run_dir / 'report.md'}")
     return metrics
@@ -313,14 +384,17 @@ def write_report(run_dir:Path, cfg:DemoConfig, models:dict, rounds:list, times:d
     best = last if last in flat else next(l for l in flat if l.startswith("o1-pruner"))
     metrics = {"models": flat, "token_reduction": flat[best]["token_reduction"], "pruned_model": best,
                "accuracy_change_points": flat[best]["accuracy"] - flat["base"]["accuracy"],
-               "stage_seconds": times, "total_seconds": round(total_s, 1), "config": dataclasses.asdict(cfg),
+               "stage_seconds": times, "total_seconds": round(total_s, 1), "stage_seconds_sum": round(sum(times.values()), 1),
+               "config": dataclasses.asdict(cfg),
                "rounds": rounds}
     q = pd.read_csv(run_dir / "round1" / "analysis" / "length_quartiles.csv")
     metrics["reference_quartiles"] = {c: q[c].round(4).tolist() for c in ("acc_global", "acc_within", "tokens_global", "tokens_within")}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     lines = ["# o1-pruner demo report", "",
              f"Reference: the toy overthinking model; {cfg.n_train} training problems x K={cfg.k} samples, "
-             f"{cfg.n_test} held-out test problems, greedy decoding. Total wall time {total_s/60:.1f} min.", "",
+             f"{cfg.n_test} held-out test problems, greedy decoding. Wall time {total_s/60:.1f} min (summed over invocations) "
+             f"(stage times add up to {sum(times.values())/60:.1f} min; with workers=2 the baselines and the reference's "
+             "evaluation run in a second process beside the O1-Pruner runs).", "",
              "## Comparison (Table 2 layout, toy test set)", "", _summary_table(metrics), "",
              f"Pruned model `{best}`: {-100*metrics['token_reduction']:+.1f}% tokens, "
              f"{metrics['accuracy_change_points']:+.1f} accuracy points vs the reference.", "",

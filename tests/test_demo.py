@@ -8,9 +8,10 @@ from o1_pruner.demo import DemoConfig, Stages
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("workers", [2, 1])
+def test_quick_demo_end_to_end(tmp_path, capsys, workers):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--output_dir", str(out)]) == 0
+    assert main(["demo", "--quick", "--workers", str(workers), "--output_dir", str(out)]) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     models = metrics["models"]
@@ -37,7 +38,10 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     rerun = capsys.readouterr().out
     assert "[demo] ===" not in rerun and "done already" in rerun
     times = json.loads((out / "metrics.json").read_text())["stage_seconds"]
-    assert set(times) >= {"problems", "5 evaluation"}
+    assert set(times) >= {"problems", "5 evaluation", "baselines: SFT-shortest and DPO"}
+    # with 2 workers the baselines and the reference's evaluation ran in the second process
+    assert (out / "second_process.log").exists() == (workers == 2)
+    assert ("5 evaluation: reference and baselines" in times) == (workers == 2)
 
 
 def test_stages_skip_finished_work(tmp_path, capsys):
