@@ -20,7 +20,7 @@ from typing import Sequence
 # %% auto #0
 __all__ = ['VARIANTS', 'BASELINE_METHODS', 'TOY_PROMPT', 'DemoConfig', 'write_problems', 'Stages', 'check_resumable', 'presample',
            'analyse', 'build_dataset', 'validation_eval_fn', 'finetune', 'train_baselines', 'evaluate_models',
-           'run_demo', 'write_report', 'demo_cli']
+           'spawn_logged', 'join_logged', 'run_demo', 'write_report', 'demo_cli']
 
 # %% ../nbs/09_demo.ipynb #4110e0d4
 VARIANTS = {
@@ -252,42 +252,54 @@ def _baselines(cfg:DemoConfig, reference:str, run_dir:Path, stages:Stages) -> di
 
 _EVAL_PARTS = {"reference": "5 evaluation: reference and baselines", "pruned": "5 evaluation: O1-Pruner models"}
 
-def _second_process(cfg_dict:dict, reference:str, test:str, log_path:str):
-    "Entry point of the second process: the baselines, then the evaluation stores of the reference and the baselines."
-    import torch
+def _logged(target, args:tuple, log_path:str):
+    "Run `target(*args)` with stdout/stderr appended to `log_path`, and any exception's traceback written there too."
     with open(log_path, "a", buffering=1) as log:
         sys.stdout = sys.stderr = log
-        cfg = DemoConfig(**cfg_dict)
-        if cfg.threads: torch.set_num_threads(cfg.threads)
-        run_dir, stages = Path(cfg.output_dir), Stages(Path(cfg.output_dir))
-        try:
-            models = {"base": reference, **_baselines(cfg, reference, run_dir, stages)}
-            part = run_dir / "eval-parts" / "reference"
-            stages(_EVAL_PARTS["reference"], part / "_stage", evaluate_models, models, Path(test), part, cfg)
+        try: target(*args)
         except BaseException:
             import traceback
             traceback.print_exc(file=log)
             raise
 
-def _start_second_process(cfg:DemoConfig, reference:str, test:Path, run_dir:Path):
-    "Start `_second_process` (spawned, so it never shares torch's threads with this one); None when its work is done."
-    if (run_dir / "eval-parts" / "reference" / "_stage" / "done.json").exists(): return None
+def spawn_logged(target, # a module-level function (spawned processes import it)
+                 args:tuple, # its arguments (picklable)
+                 log:Path, # file that receives the process's output
+                ):
+    "Start `target(*args)` in a spawned process (its own torch threads) logging to `log`; returns (process, log)."
     import multiprocessing as mp
-    log = run_dir / "second_process.log"
-    proc = mp.get_context("spawn").Process(target=_second_process, args=(dataclasses.asdict(cfg), reference, str(test), str(log)))  # not daemonic: it starts grading workers
+    proc = mp.get_context("spawn").Process(target=_logged, args=(target, args, str(log)))  # not daemonic: it may start grading workers
     proc.start()
-    print(f"[demo] baselines and the evaluation of the reference run in a second process (pid {proc.pid}, log: {log})", flush=True)
-    return proc, log
+    return proc, Path(log)
 
-def _join_second_process(bg):
-    "Wait for the second process; on failure, raise with the end of its log."
+def join_logged(bg, # (process, log) from `spawn_logged`, or None
+                what:str="the second process", # name used in messages
+               ):
+    "Wait for a `spawn_logged` process; on failure, raise with the end of its log."
     if bg is None: return
     proc, log = bg
-    if proc.is_alive(): print("[demo] waiting for the second process (baselines) ...", flush=True)
+    if proc.is_alive(): print(f"[demo] waiting for {what} ...", flush=True)
     proc.join()
     if proc.exitcode != 0:
-        tail = "\n".join(Path(log).read_text(errors="replace").splitlines()[-25:]) if Path(log).exists() else ""
-        raise RuntimeError(f"the demo's second process failed (exit code {proc.exitcode}); rerun to resume. End of {log}:\n{tail}")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:]) if log.exists() else ""
+        raise RuntimeError(f"{what} failed (exit code {proc.exitcode}); rerun to resume. End of {log}:\n{tail}")
+
+def _second_process(cfg_dict:dict, reference:str, test:str):
+    "Work of the second process: the baselines, then the evaluation stores of the reference and the baselines."
+    import torch
+    cfg = DemoConfig(**cfg_dict)
+    if cfg.threads: torch.set_num_threads(cfg.threads)
+    run_dir, stages = Path(cfg.output_dir), Stages(Path(cfg.output_dir))
+    models = {"base": reference, **_baselines(cfg, reference, run_dir, stages)}
+    part = run_dir / "eval-parts" / "reference"
+    stages(_EVAL_PARTS["reference"], part / "_stage", evaluate_models, models, Path(test), part, cfg)
+
+def _start_second_process(cfg:DemoConfig, reference:str, test:Path, run_dir:Path):
+    "Start `_second_process`; None when its work is already done."
+    if (run_dir / "eval-parts" / "reference" / "_stage" / "done.json").exists(): return None
+    bg = spawn_logged(_second_process, (dataclasses.asdict(cfg), reference, str(test)), run_dir / "second_process.log")
+    print(f"[demo] baselines and the evaluation of the reference run in a second process (pid {bg[0].pid}, log: {bg[1]})", flush=True)
+    return bg
 
 def _merge_eval_parts(run_dir:Path):
     "Copy the evaluation stores of the parts into eval/stores, where the full evaluation finds them complete."
@@ -338,7 +350,7 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
             pruned = {k: v for k, v in models.items() if k != "base"}
             part = run_dir / "eval-parts" / "pruned"
             stages(_EVAL_PARTS["pruned"], part / "_stage", evaluate_models, pruned, files["test"], part, cfg)
-            _join_second_process(bg)
+            join_logged(bg, "the demo's second process (baselines)")
             bg = None
             models.update(_baselines(cfg, reference, run_dir, stages))  # done by the second process: reads its results
             marker = run_dir / "eval-parts" / "reference" / "_stage" / "done.json"

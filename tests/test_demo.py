@@ -4,7 +4,7 @@ import json
 import pytest
 
 from o1_pruner.cli import main
-from o1_pruner.demo import DemoConfig, Stages
+from o1_pruner.demo import DemoConfig, Stages, join_logged, spawn_logged
 
 
 @pytest.mark.slow
@@ -65,3 +65,20 @@ def test_rounds_need_the_iterated_variant():
     with pytest.raises(ValueError, match="iterate_variant"):
         DemoConfig(rounds=2, variants=["faithful"])
     assert DemoConfig(rounds=1, variants=["faithful"]).variants == ["faithful"]
+
+
+def test_spawned_process_may_start_worker_processes(tmp_path):
+    import _spawn_targets
+    out, log = tmp_path / "graded.json", tmp_path / "log.txt"
+    join_logged(spawn_logged(_spawn_targets.grade_many, (str(out),), log))
+    graded = json.loads(out.read_text())
+    assert len(graded) == 300 and all(graded[:-1]) and not graded[-1]
+    assert "graded 300" in log.read_text()
+
+
+def test_spawned_failure_is_reported_with_its_log(tmp_path):
+    import _spawn_targets
+    log = tmp_path / "log.txt"
+    with pytest.raises(RuntimeError, match="exit code 1") as e:
+        join_logged(spawn_logged(_spawn_targets.fail, ("the reason",), log), "the helper")
+    assert "ValueError: the reason" in str(e.value) and "about to fail" in str(e.value)
