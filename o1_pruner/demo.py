@@ -36,7 +36,7 @@ class DemoConfig:
     output_dir: str = field(default="runs/demo", metadata={"help": "run folder (resumable: rerun to continue)"})
     reference: str|None = field(default=None, metadata={"help": "reference model folder (default: the toy model shipped with the package)"})
     n_train: int = field(default=400, metadata={"help": "training problems (pre-sampled K times each)"})
-    n_val: int = field(default=200, metadata={"help": "validation problems (checkpoint selection)"})
+    n_val: int = field(default=400, metadata={"help": "validation problems (checkpoint selection)"})
     n_test: int = field(default=1000, metadata={"help": "held-out test problems"})
     k: int = field(default=8, metadata={"help": "samples per training problem"})
     temperature: float = field(default=0.7, metadata={"help": "pre-sampling temperature"})
@@ -50,7 +50,7 @@ class DemoConfig:
     learning_rate: float = field(default=1e-4, metadata={"help": "learning rate of the O1-Pruner runs"})
     baseline_learning_rate: float = field(default=1e-4, metadata={"help": "learning rate of the SFT-shortest baseline"})
     dpo_learning_rate: float = field(default=3e-6, metadata={"help": "learning rate of the DPO baseline (on the toy, DPO at 1e-5 falls to 60% accuracy, at 1e-6 it barely moves)"})
-    select_every: int = field(default=20, metadata={"help": "checkpoint-selection evaluation interval (steps)"})
+    select_every: int = field(default=40, metadata={"help": "checkpoint-selection evaluation interval (steps)"})
     select_tolerance: float = field(default=0.01, metadata={"help": "selected checkpoint's validation accuracy may be this far below the reference (fraction)"})
     sample_batch_size: int = field(default=256, metadata={"help": "sequences per generate call"})
     seed: int = field(default=0, metadata={"help": "seed of problems, sampling and training"})
@@ -179,11 +179,14 @@ def _training_args(out:Path, cfg:DemoConfig, lr:float, **kw):
                                weight_decay=0.0, max_grad_norm=1.0, logging_steps=max(1, cfg.max_steps // 10), save_strategy="no",
                                report_to=[], seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=False, **kw)
 
-def finetune(model:str, dataset:Path, out:Path, variant:str, val_problems:Path, cfg:DemoConfig) -> dict:
+def finetune(model:str, dataset:Path, out:Path, variant:str, val_problems:Path, cfg:DemoConfig,
+             baseline_accuracy:float|None=None, # selection compares with this validation accuracy (later rounds: the original reference's)
+            ) -> dict:
     "Stage 4: the O1-Pruner trainer with one variant's options; returns the folder of the model to evaluate."
     from o1_pruner.train import DataArguments, MethodArguments, ModelArguments, train_o1_pruner
     v = VARIANTS[variant]
-    margs = MethodArguments(**v["method"], select_eval_steps=cfg.select_every, select_tolerance=cfg.select_tolerance)
+    margs = MethodArguments(**v["method"], select_eval_steps=cfg.select_every, select_tolerance=cfg.select_tolerance,
+                            select_baseline_accuracy=baseline_accuracy)
     eval_fn = validation_eval_fn(val_problems, cfg) if v["select"] else None
     trainer = train_o1_pruner(ModelArguments(model_name_or_path=str(model)), DataArguments(dataset_dir=str(dataset), cutoff_len=cfg.max_tokens + 64),
                               margs, _training_args(out, cfg, cfg.learning_rate), eval_fn=eval_fn)
@@ -328,7 +331,7 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
     stages = Stages(run_dir)
     files = stages("problems", run_dir / "data", lambda: {k: str(v) for k, v in write_problems(run_dir, cfg).items()})
     files = {k: Path(v) for k, v in files.items()}
-    models, policy, rounds, bg = {"base": reference}, reference, [], None
+    models, policy, rounds, bg, reference_val_accuracy = {"base": reference}, reference, [], None, None
     try:
         for r in range(1, cfg.rounds + 1):
             rd = run_dir / f"round{r}"
@@ -340,7 +343,9 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
                 ds_dir = rd / f"dataset-{variant}"
                 stages(f"round {r}: 3 rewarded dataset ({variant})", ds_dir / "_stage", build_dataset, rd / "samples", policy, ds_dir, variant, cfg)
                 res = stages(f"round {r}: 4 fine-tuning ({variant})", rd / f"train-{variant}" / "_stage", finetune, policy, ds_dir,
-                             rd / f"train-{variant}", variant, files["validation"], cfg)
+                             rd / f"train-{variant}", variant, files["validation"], cfg, reference_val_accuracy)
+                if r == 1 and variant == cfg.iterate_variant and res.get("selection"):
+                    reference_val_accuracy = res["selection"]["history"][0]["accuracy"]  # step 0 of round 1: the reference itself
                 models[_label(variant, r, cfg)] = res["model"]
                 info[variant] = res
             if r == 1 and cfg.workers == 1: models.update(_baselines(cfg, reference, run_dir, stages))

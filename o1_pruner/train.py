@@ -205,6 +205,7 @@ class MethodArguments:
     select_eval_steps: int = field(default=0, metadata={"help": "run select_eval_fn every N steps (0 = only at the end)"})
     select_rule: str = field(default="shortest_within_tolerance", metadata={"help": "shortest_within_tolerance | best_accuracy"})
     select_tolerance: float = field(default=0.0, metadata={"help": "accuracy may drop this much below the step-0 baseline"})
+    select_baseline_accuracy: float|None = field(default=None, metadata={"help": "compare with this accuracy instead of step 0's (iterative rounds: the original reference's)"})
     def __post_init__(self):
         if self.loss_type not in ("clipped", "weighted_sft"): raise ValueError(f"loss_type must be clipped|weighted_sft, got {self.loss_type!r}")
         if self.ratio_type not in ("mean", "sum"): raise ValueError(f"ratio_type must be mean|sum, got {self.ratio_type!r}")
@@ -230,13 +231,14 @@ class O1TrainingArguments(TrainingArguments):
                 if not ds_comm.is_initialized(): ds_comm.init_distributed(dist_backend=torch.distributed.get_backend(), auto_mpi_discovery=False)
 
 # %% ../nbs/05_finetune.ipynb #df440053
-def _rule_shortest_within_tolerance(history:list[dict], tolerance:float=0.0):
-    "Index of the shortest (mean_tokens) evaluation whose accuracy >= baseline (first entry) - tolerance."
-    base = history[0]["accuracy"]
+def _rule_shortest_within_tolerance(history:list[dict], tolerance:float=0.0, baseline:float|None=None):
+    "Index of the shortest evaluation whose accuracy >= baseline (default: the first entry's) - tolerance; else the most accurate."
+    base = history[0]["accuracy"] if baseline is None else baseline
     ok = [i for i, h in enumerate(history) if h["accuracy"] >= base - tolerance - 1e-12]
+    if not ok: return _rule_best_accuracy(history)
     return min(ok, key=lambda i: (history[i]["mean_tokens"], -history[i]["accuracy"]))
 
-def _rule_best_accuracy(history:list[dict], tolerance:float=0.0):
+def _rule_best_accuracy(history:list[dict], tolerance:float=0.0, baseline:float|None=None):
     "Index of the most accurate evaluation (shortest on ties)."
     return min(range(len(history)), key=lambda i: (-history[i]["accuracy"], history[i]["mean_tokens"]))
 
@@ -343,8 +345,10 @@ class CheckpointSelectionCallback(TrainerCallback):
                  tolerance:float=0.0, # allowed accuracy drop below the baseline
                  val_dataset=None, # passed through to eval_fn
                  save:bool=True, # save the selected model to <output_dir>/best
+                 baseline_accuracy:float|None=None, # compare with this instead of the step-0 evaluation (e.g. the original reference's)
                 ):
         self.eval_fn, self.eval_steps, self.tolerance, self.val_dataset, self.save = eval_fn, eval_steps, tolerance, val_dataset, save
+        self.baseline_accuracy = baseline_accuracy
         self.rule = SELECT_RULES[rule] if isinstance(rule, str) else rule
         self.history, self.best, self.trainer = [], None, None
 
@@ -355,14 +359,16 @@ class CheckpointSelectionCallback(TrainerCallback):
         if was_training: model.train()
         res["step"] = state.global_step
         self.history.append(res)
-        best = self.rule(self.history, self.tolerance)
+        kw = {} if self.baseline_accuracy is None else {"baseline": self.baseline_accuracy}
+        best = self.rule(self.history, self.tolerance, **kw)
         if best == len(self.history) - 1 and self.best != best:
             self.best = best
             if self.save and self.trainer is not None: self.trainer.save_model(os.path.join(args.output_dir, "best"))
         if state.is_world_process_zero:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
             Path(args.output_dir, "selection.json").write_text(json.dumps(
-                {"history": self.history, "best": self.history[self.best] if self.best is not None else None}, indent=1))
+                {"history": self.history, "best": self.history[self.best] if self.best is not None else None,
+                 "baseline_accuracy": self.baseline_accuracy, "tolerance": self.tolerance}, indent=1))
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw):
         if not self.history: self._evaluate(args, state, model, processing_class)
@@ -530,7 +536,8 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
     if eval_fn is None and method_args.select_eval_fn: eval_fn = _import_fn(method_args.select_eval_fn)
     if eval_fn is not None:
         cbs.append(CheckpointSelectionCallback(eval_fn, method_args.select_eval_steps, method_args.select_rule,
-                                               method_args.select_tolerance, val_dataset=val_ds))
+                                               method_args.select_tolerance, val_dataset=val_ds,
+                                               baseline_accuracy=method_args.select_baseline_accuracy))
     trainer = O1PrunerTrainer(model=model, args=training_args, train_dataset=train_tok, eval_dataset=val_tok,
                               data_collator=RewardedCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                               callbacks=cbs, method_args=method_args, ref_model=ref, ref_source=model_args.ref_source)

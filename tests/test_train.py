@@ -258,6 +258,24 @@ def test_checkpoint_selection_callback(tmp_path, data_dir, tiny_model_dir):
     assert tr.eval_dataset is not None and len(tr.train_dataset) == 6
 
 
+def test_checkpoint_selection_against_a_fixed_baseline(tmp_path, data_dir, tiny_model_dir):
+    """Iterative rounds: the bar is the original reference's accuracy, not this run's (lucky) step 0."""
+    accs, toks = [0.9, 0.78, 0.8, 0.6], [100, 80, 70, 10]
+    seen = []
+
+    def fake_eval(model, tokenizer, val_dataset):
+        seen.append(1)
+        return {"accuracy": accs[len(seen) - 1], "mean_tokens": toks[len(seen) - 1]}
+
+    tr = train_o1_pruner(ModelArguments(model_name_or_path=str(tiny_model_dir)),
+                         DataArguments(dataset_dir=str(data_dir), cutoff_len=128, val_size=1),
+                         MethodArguments(select_eval_steps=1, select_tolerance=0.01, select_baseline_accuracy=0.79),
+                         targs(tmp_path / "out", max_steps=3), eval_fn=fake_eval)
+    sel = json.loads((tmp_path / "out" / "selection.json").read_text())
+    assert sel["baseline_accuracy"] == 0.79 and sel["best"]["step"] == 2  # 0.8 >= 0.79 - 0.01 at 70 tokens; step 0's 0.9 is no bar
+    assert (tmp_path / "out" / "best" / "model.safetensors").exists() and tr.state.global_step == 3
+
+
 # ---------------------------------------------------------------- data checks
 
 def test_prepare_rewarded_dataset_errors(tok, base_model):
