@@ -17,7 +17,7 @@ FULL_RUN = {"09_demo.ipynb"}
 
 
 def main(paths):
-    nbs = [Path(p) for p in paths] or sorted(Path("nbs").glob("*.ipynb"))
+    nbs = [Path(p).resolve() for p in paths] or sorted(Path("nbs").resolve().glob("*.ipynb"))
     failed = []
     for fn in nbs:
         full = fn.name in FULL_RUN
