@@ -112,7 +112,7 @@ class Stages:
         return result
 
 # %% ../nbs/09_demo.ipynb #0f1a4c13
-_RUNTIME_KEYS = {"output_dir", "threads", "overwrite", "sample_batch_size"}
+_RUNTIME_KEYS = {"output_dir", "threads", "overwrite", "sample_batch_size", "workers"}
 
 def check_resumable(run_dir:Path, # the demo's run folder
                     cfg:DemoConfig, # settings of this run
@@ -271,7 +271,8 @@ def spawn_logged(target, # a module-level function (spawned processes import it)
                 ):
     "Start `target(*args)` in a spawned process (its own torch threads) logging to `log`; returns (process, log)."
     import multiprocessing as mp
-    proc = mp.get_context("spawn").Process(target=_logged, args=(target, args, str(log)))  # not daemonic: it may start grading workers
+    import o1_pruner.demo as pkg  # the package's functions: a notebook's own definitions live in __main__, which a spawned process cannot import
+    proc = mp.get_context("spawn").Process(target=pkg._logged, args=(target, args, str(log)))  # not daemonic: it may start grading workers
     proc.start()
     return proc, Path(log)
 
@@ -300,7 +301,8 @@ def _second_process(cfg_dict:dict, reference:str, test:str):
 def _start_second_process(cfg:DemoConfig, reference:str, test:Path, run_dir:Path):
     "Start `_second_process`; None when its work is already done."
     if (run_dir / "eval-parts" / "reference" / "_stage" / "done.json").exists(): return None
-    bg = spawn_logged(_second_process, (dataclasses.asdict(cfg), reference, str(test)), run_dir / "second_process.log")
+    import o1_pruner.demo as pkg
+    bg = spawn_logged(pkg._second_process, (dataclasses.asdict(cfg), reference, str(test)), run_dir / "second_process.log")
     print(f"[demo] baselines and the evaluation of the reference run in a second process (pid {bg[0].pid}, log: {bg[1]})", flush=True)
     return bg
 
@@ -332,12 +334,13 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
     files = stages("problems", run_dir / "data", lambda: {k: str(v) for k, v in write_problems(run_dir, cfg).items()})
     files = {k: Path(v) for k, v in files.items()}
     models, policy, rounds, bg, reference_val_accuracy = {"base": reference}, reference, [], None, None
+    parallel = cfg.workers > 1 and not (run_dir / "eval" / "_stage" / "done.json").exists()  # a finished run resumes in one process
     try:
         for r in range(1, cfg.rounds + 1):
             rd = run_dir / f"round{r}"
             s = stages(f"round {r}: 1 pre-sampling", rd / "samples_done", presample, policy, files["train"], rd / "samples", cfg)
             a = stages(f"round {r}: 2 difficulty analysis", rd / "analysis", analyse, rd / "samples", rd / "analysis")
-            if r == 1 and cfg.workers > 1: bg = _start_second_process(cfg, reference, files["test"], run_dir)
+            if r == 1 and parallel: bg = _start_second_process(cfg, reference, files["test"], run_dir)
             info = {"round": r, "policy": policy, "samples": s, "analysis": a}
             for variant in (cfg.variants if r == 1 else [cfg.iterate_variant]):
                 ds_dir = rd / f"dataset-{variant}"
@@ -348,10 +351,10 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
                     reference_val_accuracy = res["selection"]["history"][0]["accuracy"]  # step 0 of round 1: the reference itself
                 models[_label(variant, r, cfg)] = res["model"]
                 info[variant] = res
-            if r == 1 and cfg.workers == 1: models.update(_baselines(cfg, reference, run_dir, stages))
+            if r == 1 and not parallel: models.update(_baselines(cfg, reference, run_dir, stages))
             rounds.append(info)
             policy = models[_label(cfg.iterate_variant, r, cfg)] if cfg.iterate_variant in info else policy
-        if cfg.workers > 1:
+        if parallel:
             pruned = {k: v for k, v in models.items() if k != "base"}
             part = run_dir / "eval-parts" / "pruned"
             stages(_EVAL_PARTS["pruned"], part / "_stage", evaluate_models, pruned, files["test"], part, cfg)
@@ -364,6 +367,9 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
             _merge_eval_parts(run_dir)
     finally:
         if bg is not None and bg[0].is_alive(): bg[0].terminate()
+    for part, name in _EVAL_PARTS.items():  # a resumed run still reports the parts' times
+        marker = run_dir / "eval-parts" / part / "_stage" / "done.json"
+        if marker.exists() and name not in stages.times: stages.times[name] = json.loads(marker.read_text())["seconds"]
     ev = stages("5 evaluation", run_dir / "eval" / "_stage", evaluate_models, models, files["test"], run_dir / "eval", cfg)
     wall_file = run_dir / "wall_seconds.json"  # summed over invocations, so a resumed run still reports its whole cost
     wall = (json.loads(wall_file.read_text())["seconds"] if wall_file.exists() else 0.0) + time.time() - t_start
