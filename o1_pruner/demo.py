@@ -78,18 +78,8 @@ def write_problems(run_dir:Path, # the demo's run folder
                    cfg:DemoConfig, # settings
                   ) -> dict[str, Path]:
     "Write the train/validation/test problem files of the toy task (kept if already there)."
-    from o1_pruner.toy import make_problems
-    out = {}
-    for split, n in (("train", cfg.n_train), ("validation", cfg.n_val), ("test", cfg.n_test)):
-        path = run_dir / "data" / f"{split}.jsonl"
-        if not path.exists() or sum(1 for _ in path.open()) != n:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows = make_problems(n, seed=cfg.seed, split=split).to_list()
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            tmp.replace(path)
-        out[split] = path
-    return out
+    from o1_pruner.pipeline import write_toy_problems
+    return write_toy_problems(run_dir / "data", {"train": cfg.n_train, "validation": cfg.n_val, "test": cfg.n_test}, cfg.seed)
 
 # %% ../nbs/09_demo.ipynb #a7494d90
 class Stages:

@@ -65,6 +65,25 @@ def _merge(base:dict, over:dict) -> dict:
     return out
 
 
+def write_toy_problems(data_dir:Path, # folder for {split}.jsonl
+                       counts:dict[str, int], # problems per split (train, validation, test)
+                       seed:int=0, # seed of the toy problem stream
+                      ) -> dict[str, Path]:
+    "Write the toy task's problem files (kept when already there with the right count); returns split -> path."
+    from .toy import make_problems
+    out = {}
+    for split, n in counts.items():
+        path, n = Path(data_dir) / f"{split}.jsonl", int(n)
+        if not path.exists() or sum(1 for _ in path.open()) != n:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = make_problems(n, seed=seed, split=split).to_list()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            tmp.replace(path)
+        out[split] = path
+    return out
+
+
 class Pipeline:
     "The five stages of one pipeline recipe, each reading the previous stage's folder under `root`."
     def __init__(self, recipe:str|Path, # pipeline recipe: `toy` (CPU default), `marco-o1`, `qwq-32b`, `r1-distill-1.5b`, `qwen3-8b`, or a YAML file
@@ -100,19 +119,9 @@ class Pipeline:
 
     def problem_files(self) -> dict[str, Path]:
         "Toy pipeline: write (once) and return the train/validation/test problem files."
-        from .toy import make_problems
         p = self.spec.get("problems") or {}
-        out = {}
-        for split, key, default in (("train", "n_train", 400), ("validation", "n_val", 200), ("test", "n_test", 1000)):
-            path, n = self.root / "data" / f"{split}.jsonl", int(p.get(key, default))
-            if not path.exists() or sum(1 for _ in path.open()) != n:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                rows = make_problems(n, seed=int(p.get("seed", 0)), split=split).to_list()
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-                tmp.replace(path)
-            out[split] = path
-        return out
+        counts = {"train": p.get("n_train", 400), "validation": p.get("n_val", 200), "test": p.get("n_test", 1000)}
+        return write_toy_problems(self.root / "data", counts, int(p.get("seed", 0)))
 
     def config(self, stage:str) -> dict[str, Any]:
         "The complete option set of `stage`: its stage recipe, the pipeline's overrides, and the wiring between stages."
