@@ -29,8 +29,16 @@ STAGE_ENTRY = {"sample": "o1_pruner.sampling:sample_cli", "analyze": "o1_pruner.
 STAGE_DIRS = {"sample": "samples", "analyze": "analysis", "build-dataset": "rewarded", "train": "checkpoint", "evaluate": "eval"}
 STAGE_NOTEBOOKS = {"sample": "02_presampling", "analyze": "03_difficulty", "build-dataset": "04_reward",
                    "train": "05_finetune", "evaluate": "06_evaluation"}
-_PROMPT_KEYS = {"sample": ("system", "user_template", "enable_thinking"), "build-dataset": ("system", "enable_thinking"),
+_PROMPT_KEYS = {"sample": ("system", "user_template", "enable_thinking"), "build-dataset": ("enable_thinking",),
                 "evaluate": ("system", "user_template", "enable_thinking")}
+TRAIN_PROMPT = {"system": "marco"}   # the reference code's: its system prompt and the bare problem, for every model
+
+
+def scoring_numerics(train_cfg:dict) -> dict:
+    "build-dataset's dtype/autocast that compute as the training described by `train_cfg` does (step-0 ratio 1)."
+    half = "bfloat16" if train_cfg.get("bf16") else "float16" if train_cfg.get("fp16") else None
+    if not half: return {"dtype": "float32", "autocast": "none"}
+    return {"dtype": half, "autocast": "none"} if train_cfg.get("deepspeed") else {"dtype": "float32", "autocast": half}
 
 
 def list_pipelines() -> list[str]:
@@ -140,6 +148,8 @@ class Pipeline:
             cfg.update(store=prev["sample"], output_dir=prev["analyze"], tokenizer=model)
         elif stage == "build-dataset":
             cfg.update(store=prev["sample"], output_dir=prev["build-dataset"], reference_model=model)
+            cfg.setdefault("system", (self.spec.get("train_prompt") or TRAIN_PROMPT).get("system"))
+            for k, v in scoring_numerics(self.config("train")).items(): cfg.setdefault(k, v)
         elif stage == "train":
             cfg.update(model_name_or_path=model, dataset_dir=prev["build-dataset"], output_dir=prev["train"])
         elif stage == "evaluate":

@@ -321,7 +321,8 @@ def _split_model(model):
     return body, head, lm
 
 def _chunk_logp(head, h, targets):
-    logits = head(h)
+    with torch.autocast(h.device.type, enabled=False):   # the head's own precision, inside autocast or not
+        logits = head(h.to(head.weight.dtype))
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))   # bf16/fp16 -> fp32; fp64 stays
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 

@@ -123,3 +123,55 @@ def run_train(output_dir:str|Path, # the run's --output_dir
     info["losses"] = [h["loss"] for h in info["log_history"] if "loss" in h]
     info["ratios"] = [h["ratio"] for h in info["log_history"] if "ratio" in h]
     return info
+
+
+def run_cli(*args, timeout:int=1800, nproc:int|None=None) -> subprocess.CompletedProcess:
+    "Run `o1-pruner ARGS` (under torchrun with `nproc` processes) as a user types it; raise with its output on failure."
+    env = dict(os.environ, DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    launcher = [] if nproc is None else ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                                         "--master_port", str(free_port())]
+    cmd = [sys.executable, *launcher, "-m", "o1_pruner.cli", *map(str, args)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
+    return p
+
+
+def real_model_pipeline(root:str|Path, # run folder
+                        model:str|Path|None=None, # the reference model (default: SmolLM2 via `smollm2_dir`)
+                        k:int=4, # samples per problem
+                        limit:int=4, # built-in GSM8K test problems
+                        max_tokens:int=160, # generation budget
+                        deepspeed:bool=True, # train with the Marco-o1 recipe under torchrun + ZeRO-3 (bf16), else plainly
+                        evaluate:bool=True, # run stage 5 (base vs pruned)
+                       ) -> dict:
+    "All five stages on a real model through the CLIs and the Marco-o1 recipes (CPU overrides only); outputs + seconds."
+    import time
+    root, model = Path(root), str(model or smollm2_dir())
+    out, secs = {}, {}
+    def stage(name, *args, nproc=None):
+        t = time.perf_counter(); run_cli(*args, nproc=nproc); secs[name] = round(time.perf_counter() - t, 1)
+    stage("sample", "sample", "--recipe", "marco-o1-sample", "--model", model, "--dataset", "gsm8k-test",
+          "--limit", limit, "--shuffle", "false", "--k", k, "--max_tokens", max_tokens, "--backend", "transformers",
+          "--device", "cpu", "--dtype", "float32", "--batch_size", 16, "--output_dir", root / "samples")
+    stage("analyze", "analyze", "--store", root / "samples", "--output_dir", root / "analysis", "--tokenizer", model)
+    numerics = ["--dtype", "bfloat16"] if deepspeed else ["--autocast", "bfloat16"]
+    numerics += ["--attn_implementation", "eager"]   # padding-invariant on the CPU in bf16 (sdpa moves by ~2e-4)
+    stage("build-dataset", "build-dataset", "--store", root / "samples", "--output_dir", root / "rewarded",
+          "--cutoff", 512, "--batch_size", 8, "--samples_per_problem", 0, *numerics)
+    train = ["train", "--recipe", "marco-o1-train", "--model_name_or_path", model, "--dataset_dir", root / "rewarded",
+             "--output_dir", root / "checkpoint", "--use_cpu", "true", "--max_steps", 2, "--save_strategy", "no",
+             "--learning_rate", "1e-5", "--warmup_steps", 0, "--per_device_train_batch_size", 2,
+             "--gradient_accumulation_steps", 2]
+    stage("train", *(train if deepspeed else train + ["--deepspeed", "none", "--gradient_checkpointing", "false"]),
+          nproc=1 if deepspeed else None)
+    if evaluate:
+        stage("evaluate", "evaluate", "--models", f"base={model}", f"pruned={root / 'checkpoint'}", "--datasets",
+              "gsm8k-test", "--limit", limit, "--max_tokens", max_tokens, "--backend", "transformers", "--device", "cpu",
+              "--dtype", "float32", "--batch_size", 8, "--system", "marco", "--output_dir", root / "eval")
+    out["seconds"] = secs
+    out["train"] = json.loads((root / "checkpoint" / "o1_pruner_train.json").read_text())
+    out["manifest"] = json.loads((root / "rewarded" / "manifest.json").read_text())
+    if evaluate: out["metrics"] = json.loads((root / "eval" / "metrics.json").read_text())
+    return out

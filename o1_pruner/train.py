@@ -173,6 +173,7 @@ DS_CONFIG_DIR = Path(str(importlib.resources.files("o1_pruner"))) / "ds_configs"
 def resolve_ds_config(name_or_path:str|dict|None, # a path, a shipped config's name ("zero3"), or a dict
                      ) -> str|dict|None:
     "Path of a DeepSpeed config given by file path or by the name of one shipped in `o1_pruner/ds_configs`."
+    if isinstance(name_or_path, str) and name_or_path.strip().lower() in ("none", ""): return None   # a recipe's, switched off
     if name_or_path is None or isinstance(name_or_path, dict) or Path(name_or_path).exists(): return name_or_path
     cand = DS_CONFIG_DIR / (name_or_path if str(name_or_path).endswith(".json") else f"{name_or_path}.json")
     if cand.exists(): return str(cand)
@@ -325,6 +326,12 @@ class O1PrunerTrainer(Trainer):
         "Trainer.train, with the tokens/s clock started here."
         self._t_last, self._acc = time.perf_counter(), {}
         return super().train(*args, **kwargs)
+
+    def _prepare_inputs(self, inputs):
+        "The Trainer's device placement, except that advantages and ref_logp keep float32 (DeepSpeed casts to bf16)."
+        exact = {k: inputs.pop(k) for k in ("advantage", "ref_logp") if k in inputs}
+        inputs = super()._prepare_inputs(inputs)
+        return dict(inputs, **{k: v.to(self.args.device) for k, v in exact.items()})
 
     def _logprobs(self, model, inputs):
         "Per-sequence log-probs of a padded or packed batch under `model`."

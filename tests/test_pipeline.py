@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from o1_pruner.config import ConfigError, _fields
+from o1_pruner.config import ConfigError, _fields, list_recipes, load_recipe
 from o1_pruner.pipeline import STAGES, Pipeline, list_pipelines, load_pipeline
 
 
@@ -35,8 +35,16 @@ def test_every_stage_config_is_valid(name, tmp_path):
     if name != "toy":
         assert p.config("sample")["model"] == p.config("train")["model_name_or_path"] == load_pipeline(name)["model"]
         assert p.config("sample")["max_tokens"] >= 4096 and p.config("evaluate")["max_tokens"] == 8192
-        # the prompt used for sampling is the prompt used for training and evaluation
-        assert p.config("sample").get("system") == p.config("build-dataset").get("system") == p.config("evaluate").get("system")
+        # evaluation samples with the sampling prompt; O1-Pruner and the family's baselines train on one prompt
+        assert p.config("sample").get("system") == p.config("evaluate").get("system")
+        family = load_pipeline(name)["stages"]["train"]["recipe"].rsplit("-train", 1)[0].replace("-lora", "")
+        for base in list_recipes(family):
+            if base.endswith(("-dpo", "-sft-shortest")):
+                assert load_recipe(base)["system"] == p.config("build-dataset")["system"] == "marco", base
+        # build-dataset scores with the numerics the train recipe computes with (step-0 ratio 1)
+        train = p.config("train")
+        assert p.config("build-dataset")["dtype"] == ("bfloat16" if train.get("deepspeed") and train.get("bf16") else "float32")
+        assert p.config("build-dataset")["autocast"] == ("bfloat16" if train.get("bf16") and not train.get("deepspeed") else "none")
 
 
 def test_small_overrides_shrink_the_toy():
