@@ -295,7 +295,7 @@ def plot_analysis(samples:pd.DataFrame, # from `load_samples`
     fig.tight_layout(); paths.append(out / "length_by_bucket.png"); fig.savefig(paths[-1], dpi=110)
 
     long = pd.concat([quartiles.assign(scope="within problems", accuracy=quartiles["acc_within"]),
-                      quartiles.assign(scope="all samples", accuracy=quartiles["acc_global"])])
+                      quartiles.assign(scope="all samples", accuracy=quartiles["acc_global"])], ignore_index=True)
     fig = Figure(figsize=(6, 4)); ax = fig.subplots()
     sns.barplot(data=long, x="quartile", y="accuracy", hue="scope", ax=ax)
     ax.set(title="Accuracy by length quartile (Q1 shortest)", ylim=(0, 1), xlabel="length quartile")
