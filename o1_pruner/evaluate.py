@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .backends import other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
 
 # %% auto #0
@@ -100,9 +101,6 @@ def read_store(path:str|Path, # a sample-store folder (store.json + *.jsonl shar
     df["sample_idx"] = df["sample_idx"].astype(int)
     df["num_tokens"] = pd.to_numeric(df["num_tokens"], errors="raise").astype(int)
     df["correct"] = df["correct"].astype(bool)
-    bad = ~df["finish_reason"].isin(["stop", "length"])
-    if bad.any():
-        raise ValueError(f"{path}: finish_reason must be 'stop' or 'length'; found {sorted(set(df.loc[bad, 'finish_reason'].astype(str)))}")
     df = df.drop_duplicates(["problem_id", "sample_idx"], keep="last")
     return df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
 
@@ -144,10 +142,11 @@ def accuracy_stats(df:pd.DataFrame, # sample records: problem_id, sample_idx, co
 def store_metrics(df:pd.DataFrame, # sample records of one model on one test set
                   timing:dict|None=None, # {"wall_time_s", "generated_tokens"} of the generation, if known
                  ) -> dict:
-    "Accuracy (avg@k), token statistics, truncation rate and throughput of one store."
+    "Accuracy (avg@k), token statistics, truncation and unfinished rates, and throughput of one store."
     m = accuracy_stats(df)
     m.update(mean_tokens=float(df["num_tokens"].mean()), median_tokens=float(df["num_tokens"].median()),
-             truncation_rate=float((df["finish_reason"] == "length").mean()))
+             truncation_rate=float((df["finish_reason"] == "length").mean()),
+             unfinished_rate=float((~df["finish_reason"].isin(["stop", "length"])).mean()))
     wall = (timing or {}).get("wall_time_s")
     gen = (timing or {}).get("generated_tokens")
     m["wall_time_s"] = float(wall) if wall is not None else None
@@ -447,6 +446,12 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
             notes.append(f"{d}: AES is n/a because the base model {base!r} has accuracy 0 there (AES divides by it).")
         if max(metrics[m][d]["truncation_rate"] for m in order) > 0.1:
             notes.append(f"{d}: more than 10% of some model's solutions hit max_tokens; accuracy is limited by the token budget.")
+        for m in order:
+            other = other_finish_reasons(samples.loc[(samples.model == m) & (samples.dataset == d), "finish_reason"])
+            if other:
+                notes.append(f"{d}: {sum(other.values())} of {m}'s solutions did not finish normally (finish reason "
+                             + ", ".join(f"{k} {v}" for k, v in other.items()) + "): the engine ended them without an "
+                             "end-of-sequence token or max_tokens; stage 1 grades them wrong.")
     for m in compared:
         for d, v in compared[m].items(): v["aes"] = v.get(f"aes_{aes_variant}")
     md, wide = comparison_table(compared, aes_variant)

@@ -199,3 +199,20 @@ def test_analyze_cli_on_a_real_k2_store(tmp_path, tiny_model_dir, capsys):
     assert summ["samples"] == 12 and summ["samples_per_problem"] == {"min": 2, "max": 2}
     assert summ["plots"] == ["length_by_bucket.png", "accuracy_by_length_quartile.png", "lbar_vs_abar.png"]
     assert "12 samples, 6 problems" in capsys.readouterr().out
+
+
+def test_other_finish_reasons_are_read_as_they_are_and_counted(tmp_path, capsys):
+    """vLLM's "abort", a null (unfinished) or a newer reason: kept (not turned into "stop"), counted, printed."""
+    rows = [rec("p", 0, 10, True), rec("p", 1, 20, False, finish="abort"), rec("p", 2, 30, False, finish=None),
+            rec("q", 0, 40, False, finish="length"), rec("q", 1, 50, False, finish="repetition")]
+    store = write_store(tmp_path / "s", [rows])
+    df = load_samples(store)
+    assert df["finish_reason"].eq("stop").sum() == 1 and df["finish_reason"].isna().sum() == 1
+    summ = analyze(store)["summary"]
+    assert summ["other_finish_reasons"] == {"None": 1, "abort": 1, "repetition": 1}
+    assert summ["truncation_rate"] == pytest.approx(1 / 5)
+    assert load_samples(pd.DataFrame(rows).drop(columns=["finish_reason"]))["finish_reason"].eq("stop").all()
+    out = tmp_path / "out"
+    assert analyze_cli(["--store", str(store), "--output_dir", str(out), "--plots", "false"]) == 0
+    assert "not finished normally: 3 samples (None 1, abort 1, repetition 1)" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["other_finish_reasons"]["abort"] == 1

@@ -173,6 +173,25 @@ def test_report_errors(tmp_path):
         ev.report_from_stores(tmp_path / "empty", plots=False)
 
 
+def test_other_finish_reasons_are_read_counted_and_noted(tmp_path):
+    """A store with vLLM's "abort" or a null finish reason is scored, not refused; the report counts them."""
+    run = tmp_path / "run"
+    _make_run(run)
+    shard = run / "stores" / "pruned" / "dsA" / "greedy" / "shard-00000.jsonl"
+    recs = [json.loads(line) for line in shard.read_text().splitlines()]
+    recs[1]["finish_reason"], recs[2]["finish_reason"] = "abort", None
+    shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    df = ev.read_store(shard.parent)
+    assert df["finish_reason"].eq("abort").sum() == 1 and df["finish_reason"].isna().sum() == 1
+    m = ev.store_metrics(df)
+    assert m["unfinished_rate"] == pytest.approx(2 / 5) and m["truncation_rate"] == 0 and m["accuracy"] == 80
+    res = ev.report_from_stores(run, base="base", plots=False)
+    assert res["metrics"]["pruned"]["dsA"]["unfinished_rate"] == pytest.approx(0.4)
+    assert res["metrics"]["base"]["dsA"]["unfinished_rate"] == 0
+    note = "dsA: 2 of pruned's solutions did not finish normally (finish reason None 1, abort 1)"
+    assert any(n.startswith(note) for n in res["notes"]) and note in (run / "report.md").read_text()
+
+
 def test_difficulty_rules():
     df = ev.demo_samples(n_problems=9, k=2)
     d, rule = ev.add_difficulty(df, "base", "length")
