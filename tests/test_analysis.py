@@ -186,8 +186,8 @@ def test_analyze_cli_on_a_real_k2_store(tmp_path, tiny_model_dir, capsys):
     from o1_pruner.cli import main
     from o1_pruner.sampling import SampleConfig, sample
     problems = tmp_path / "problems.jsonl"
-    problems.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
-                                for i in range(6)))
+    rows = [{"id": f"p{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(6)]
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = SampleConfig(model=str(tiny_model_dir), dataset=str(problems), k=2, temperature=1.0, top_p=1.0, max_tokens=6,
                        backend="transformers", batch_size=12, output_dir=str(tmp_path / "samples"), progress=False)
     store = sample(cfg)
