@@ -601,7 +601,7 @@ def eval_store_config(model:str, # model path or hub name
     return cfg
 
 # %% ../nbs/06_evaluation.ipynb #a89ac89b
-def generate_for_eval(model:str, # model path or hub name (a LoRA adapter is merged by `generate_model_stores` first)
+def generate_for_eval(model:str, # model path or hub name (LoRA adapters are merged by `generate_model_stores`)
                       dataset:str, # test set: built-in name or file (as for `load_problems`)
                       out_dir:str|Path, # the sample store folder for this model x dataset x protocol
                       n:int=1, # samples per problem
