@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .backends import other_finish_reasons
+
 # %% auto #0
 __all__ = ['REQUIRED_COLUMNS', 'OPTIONAL_DEFAULTS', 'BUCKETS', 'RECHECK_MARKERS', 'store_config', 'store_fingerprint',
            'load_samples', 'difficulty_bucket', 'per_problem_stats', 'length_quartiles', 'length_quartile_table',
@@ -110,7 +112,7 @@ def load_samples(source, # a sample store folder / JSONL file, a SampleStore, a 
         df = df[~bad]
     df = df.assign(problem_id=df["problem_id"].astype(str), sample_idx=df["sample_idx"].astype(int),
                    num_tokens=df["num_tokens"].astype(int), correct=df["correct"].astype(bool),
-                   finish_reason=df["finish_reason"].fillna("stop"))
+                   finish_reason=df["finish_reason"].astype(object).where(df["finish_reason"].notna(), None))
     dup = df.duplicated(["problem_id", "sample_idx"], keep="first")
     if dup.any():
         report["duplicates"] = int(dup.sum())
@@ -295,7 +297,7 @@ def plot_analysis(samples:pd.DataFrame, # from `load_samples`
     fig.tight_layout(); paths.append(out / "length_by_bucket.png"); fig.savefig(paths[-1], dpi=110)
 
     long = pd.concat([quartiles.assign(scope="within problems", accuracy=quartiles["acc_within"]),
-                      quartiles.assign(scope="all samples", accuracy=quartiles["acc_global"])])
+                      quartiles.assign(scope="all samples", accuracy=quartiles["acc_global"])], ignore_index=True)
     fig = Figure(figsize=(6, 4)); ax = fig.subplots()
     sns.barplot(data=long, x="quartile", y="accuracy", hue="scope", ax=ax)
     ax.set(title="Accuracy by length quartile (Q1 shortest)", ylim=(0, 1), xlabel="length quartile")
@@ -326,6 +328,7 @@ def analyze(source, # a sample store (see `load_samples`)
         "accuracy": float(sig["correct"].mean()), "mean_tokens": float(sig["num_tokens"].mean()),
         "median_tokens": float(sig["num_tokens"].median()),
         "truncation_rate": float(sig["finish_reason"].eq("length").mean()),
+        "other_finish_reasons": other_finish_reasons(sig["finish_reason"]),
         "no_answer_rate": float(sig["extracted"].isna().mean()),
         "bucket_edges": {"hard_below": hard_below, "easy_at": easy_at},
         "buckets": {b: int((stats.bucket == b).sum()) for b in BUCKETS},
@@ -383,6 +386,11 @@ def analyze_cli(argv:Sequence[str]|None=None) -> int:
     print(f"{summary['samples']} samples, {summary['problems']} problems: accuracy {summary['accuracy']:.3f}, "
           f"mean tokens {summary['mean_tokens']:.1f}, truncated {summary['truncation_rate']:.1%}, "
           f"no answer {summary['no_answer_rate']:.1%}")
+    other = summary["other_finish_reasons"]
+    if other:
+        counts = ", ".join(f"{k} {v}" for k, v in other.items())
+        print(f"not finished normally: {sum(other.values())} samples ({counts}): finish reason neither stop nor "
+              "length, graded wrong by stage 1")
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print("\nby difficulty bucket:\n" + res["buckets"].to_string(index=False))
         print("\naccuracy by length quartile (Q1 shortest):\n" + res["quartiles"].to_string(index=False))

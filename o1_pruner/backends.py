@@ -4,8 +4,10 @@ A backend turns `Request`s (a rendered prompt, how many samples to draw, a per-r
 `Completion`s (text, generated token ids, `num_tokens`, `finish_reason`). Both backends count tokens
 the same way, from the generator's own ids: every generated token up to and including the first
 end-of-sequence / end-of-turn token. `finish_reason` is "stop" when the sample ended by itself (EOS or
-a stop string) and "length" when `max_tokens` cut it. The completion text keeps special markers such
-as `<think>`/`</think>` but not the trailing EOS (nor a matched stop string, as vLLM does).
+a stop string) and "length" when `max_tokens` cut it; any other reason an engine gives (vLLM: "abort",
+None for a sequence it did not finish) is kept as it is: such a sample did not finish normally either.
+The completion text keeps special markers such as `<think>`/`</think>` but not the trailing EOS (nor a
+matched stop string, as vLLM does).
 
 vLLM is imported only inside `VLLMBackend`; its pure parts (`vllm_sampling_kwargs`,
 `completions_from_request_output`, `chunk_requests`, `shard_indices`, `resolve_tensor_parallel`) are
@@ -23,7 +25,7 @@ from typing import Any, Hashable, Iterable, Iterator, Sequence
 __all__ = ["Completion", "GenParams", "Request", "Backend", "TransformersBackend", "VLLMBackend", "derive_seed",
            "eos_token_ids", "cut_at_eos", "count_thinking_tokens", "shard_indices", "chunk_requests",
            "vllm_sampling_kwargs", "completions_from_request_output", "resolve_tensor_parallel", "vllm_available",
-           "pick_backend", "resolve_device_dtype", "make_backend"]
+           "pick_backend", "resolve_device_dtype", "make_backend", "NORMAL_FINISH_REASONS", "other_finish_reasons"]
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Completion:
     text: str  # decoded generated text, special markers kept, trailing EOS / stop string removed
     token_ids: list[int]  # generated ids, up to and including the terminating EOS (if any)
     num_tokens: int  # len(token_ids): generated tokens incl. the EOS when finish_reason == "stop"
-    finish_reason: str  # "stop" (EOS or stop string) or "length" (max_tokens reached)
+    finish_reason: str | None  # "stop" (EOS or stop string), "length" (max_tokens reached) or an engine's other reason
 
 
 @dataclass
@@ -52,6 +54,19 @@ class Request:
     n: int
     key: Hashable = None  # caller's id for the request (e.g. a problem id)
     seed: int | None = None  # per-request seed (derived from the run seed and the key when None)
+
+
+NORMAL_FINISH_REASONS = ("stop", "length")
+
+
+def other_finish_reasons(reasons: Iterable) -> dict[str, int]:
+    "How many of `reasons` are neither 'stop' nor 'length', by reason ('None' for a missing one), in name order."
+    out: dict[str, int] = {}
+    for r in reasons:
+        if r in NORMAL_FINISH_REASONS: continue
+        key = "None" if r is None or (isinstance(r, float) and r != r) else str(r)
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def derive_seed(*parts) -> int:
@@ -304,7 +319,7 @@ def completions_from_request_output(output, # an object shaped like vllm.Request
         for e in eos_texts:
             if e and text.endswith(e): text = text[: -len(e)]
         ids = list(o.token_ids)
-        fr = o.finish_reason if o.finish_reason in ("stop", "length") else ("length" if o.finish_reason is None else str(o.finish_reason))
+        fr = None if o.finish_reason is None else str(o.finish_reason)  # kept as given: "abort", None, newer reasons
         res.append(Completion(text, ids, len(ids), fr))
     return res
 

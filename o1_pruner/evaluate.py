@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shlex
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .backends import other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
 
 # %% auto #0
@@ -30,8 +32,9 @@ __all__ = ['AES_VARIANTS', 'STORE_COLUMNS', 'OPTIONAL_COLUMNS', 'aes', 'read_sto
            'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens', 'add_difficulty',
            'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution', 'demo_samples',
            'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'is_lora_adapter',
-           'merge_lora_adapter', 'generate_for_eval', 'EvalConfig', 'model_speed_map', 'config_command', 'evaluate',
-           'evaluate_cli']
+           'merge_lora_adapter', 'eval_store_config', 'generate_for_eval', 'ModelProcessError', 'run_in_process',
+           'generate_model_stores', 'EvalConfig', 'model_speed_map', 'config_command', 'use_model_processes',
+           'evaluate', 'evaluate_cli']
 
 # %% ../nbs/06_evaluation.ipynb #28ef6b4b
 AES_VARIANTS = ("written", "table")
@@ -100,9 +103,6 @@ def read_store(path:str|Path, # a sample-store folder (store.json + *.jsonl shar
     df["sample_idx"] = df["sample_idx"].astype(int)
     df["num_tokens"] = pd.to_numeric(df["num_tokens"], errors="raise").astype(int)
     df["correct"] = df["correct"].astype(bool)
-    bad = ~df["finish_reason"].isin(["stop", "length"])
-    if bad.any():
-        raise ValueError(f"{path}: finish_reason must be 'stop' or 'length'; found {sorted(set(df.loc[bad, 'finish_reason'].astype(str)))}")
     df = df.drop_duplicates(["problem_id", "sample_idx"], keep="last")
     return df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
 
@@ -144,10 +144,11 @@ def accuracy_stats(df:pd.DataFrame, # sample records: problem_id, sample_idx, co
 def store_metrics(df:pd.DataFrame, # sample records of one model on one test set
                   timing:dict|None=None, # {"wall_time_s", "generated_tokens"} of the generation, if known
                  ) -> dict:
-    "Accuracy (avg@k), token statistics, truncation rate and throughput of one store."
+    "Accuracy (avg@k), token statistics, truncation and unfinished rates, and throughput of one store."
     m = accuracy_stats(df)
     m.update(mean_tokens=float(df["num_tokens"].mean()), median_tokens=float(df["num_tokens"].median()),
-             truncation_rate=float((df["finish_reason"] == "length").mean()))
+             truncation_rate=float((df["finish_reason"] == "length").mean()),
+             unfinished_rate=float((~df["finish_reason"].isin(["stop", "length"])).mean()))
     wall = (timing or {}).get("wall_time_s")
     gen = (timing or {}).get("generated_tokens")
     m["wall_time_s"] = float(wall) if wall is not None else None
@@ -447,6 +448,12 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
             notes.append(f"{d}: AES is n/a because the base model {base!r} has accuracy 0 there (AES divides by it).")
         if max(metrics[m][d]["truncation_rate"] for m in order) > 0.1:
             notes.append(f"{d}: more than 10% of some model's solutions hit max_tokens; accuracy is limited by the token budget.")
+        for m in order:
+            other = other_finish_reasons(samples.loc[(samples.model == m) & (samples.dataset == d), "finish_reason"])
+            if other:
+                notes.append(f"{d}: {sum(other.values())} of {m}'s solutions did not finish normally (finish reason "
+                             + ", ".join(f"{k} {v}" for k, v in other.items()) + "): the engine ended them without an "
+                             "end-of-sequence token or max_tokens; stage 1 grades them wrong.")
     for m in compared:
         for d, v in compared[m].items(): v["aes"] = v.get(f"aes_{aes_variant}")
     md, wide = comparison_table(compared, aes_variant)
@@ -578,7 +585,23 @@ def _missing(store:Path, ids:Sequence[str], n:int) -> int:
     have = set(zip(*[read_store(store)[c] for c in ("problem_id", "sample_idx")]))
     return sum((pid, j) not in have for pid in ids for j in range(n))
 
-def generate_for_eval(model:str, # model path or hub name (a LoRA adapter folder is merged by `evaluate` first)
+
+# %% ../nbs/06_evaluation.ipynb #042b456f
+def eval_store_config(model:str, # model path or hub name
+                      dataset:str, # test set: built-in name or file
+                      out_dir:str|Path, # the sample store folder
+                      n:int=1, temperature:float=0.0, top_p:float=1.0, max_tokens:int=8192, limit:int|None=None,
+                      **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields
+                     ):
+    "The stage-1 `SampleConfig` of one evaluation store; a store made with other settings is refused (no model loaded)."
+    from o1_pruner.sampling import SampleConfig, SampleStore, store_spec
+    cfg = SampleConfig(model=str(model), dataset=str(dataset), limit=limit, k=n, temperature=temperature, top_p=top_p,
+                       max_tokens=max_tokens, output_dir=str(out_dir), **sample_kwargs)
+    if SampleStore(out_dir).meta is not None: SampleStore(out_dir).init(store_spec(cfg), n, limit)
+    return cfg
+
+# %% ../nbs/06_evaluation.ipynb #a89ac89b
+def generate_for_eval(model:str, # model path or hub name (LoRA adapters are merged by `generate_model_stores`)
                       dataset:str, # test set: built-in name or file (as for `load_problems`)
                       out_dir:str|Path, # the sample store folder for this model x dataset x protocol
                       n:int=1, # samples per problem
@@ -590,12 +613,9 @@ def generate_for_eval(model:str, # model path or hub name (a LoRA adapter folder
                       **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields (backend, batch_size, system, ...)
                      ) -> dict:
     "Fill one sample store (resuming) through the sampling module; return new samples, their tokens and the generation wall time."
-    from o1_pruner.sampling import SampleConfig, SampleStore, backend_for, sample, store_spec
+    from o1_pruner.sampling import backend_for, sample
     out_dir = Path(out_dir)
-    cfg = SampleConfig(model=str(model), dataset=str(dataset), limit=limit, k=n, temperature=temperature, top_p=top_p,
-                       max_tokens=max_tokens, output_dir=str(out_dir), **sample_kwargs)
-    if SampleStore(out_dir).meta is not None:  # refuse a store made with other settings, even when nothing is missing
-        SampleStore(out_dir).init(store_spec(cfg), n, limit)
+    cfg = eval_store_config(model, dataset, out_dir, n, temperature, top_p, max_tokens, limit, **sample_kwargs)
     ids = load_problems(dataset, limit=limit)["id"]
     if _missing(out_dir, ids, n) == 0: return dict(new_samples=0, generated_tokens=0, wall_time_s=0.0)
     engine = {} if engine is None else engine
@@ -611,6 +631,64 @@ def generate_for_eval(model:str, # model path or hub name (a LoRA adapter folder
         old = set(zip(before.problem_id, before.sample_idx))
         after = after[[k not in old for k in zip(after.problem_id, after.sample_idx)]]
     return dict(new_samples=int(len(after)), generated_tokens=int(after["num_tokens"].sum()), wall_time_s=wall)
+
+# %% ../nbs/06_evaluation.ipynb #0d7a4b03
+class ModelProcessError(RuntimeError):
+    "Generation failed in a model's own process; `child_traceback` holds the child's traceback text."
+    def __init__(self, message:str, child_traceback:str=""):
+        super().__init__(message)
+        self.child_traceback = child_traceback
+
+# %% ../nbs/06_evaluation.ipynb #08650ad0
+def run_in_process(fn, # a module-level function of an importable module (a spawned child imports it by name)
+                   *args, # its (picklable) arguments
+                   what:str="the child process", # what the process does, for messages
+                  ):
+    "`fn(*args)` in a fresh spawned process, waiting for its result; its errors come back as `ModelProcessError`."
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
+        fut = ex.submit(fn, *args)
+        try: return fut.result()
+        except BrokenProcessPool:
+            raise ModelProcessError(f"the process of {what} ended before it finished (killed, out of memory, or a "
+                                    "script that calls evaluate without `if __name__ == '__main__':`); its output is "
+                                    "above. Rerun the same command to resume.") from None
+        except Exception as e:
+            tb = getattr(e.__cause__, "tb", "")  # concurrent.futures attaches the child's formatted traceback
+            raise ModelProcessError(f"{what} failed in its own process: {type(e).__name__}: {e}", tb) from e
+
+# %% ../nbs/06_evaluation.ipynb #3c7ec375
+def _release(engine:dict):
+    "Drop a model's backend and free accelerator memory before the next model."
+    engine.clear()
+    import gc; gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available(): torch.cuda.empty_cache()
+    except ImportError: pass
+
+def generate_model_stores(model:str, # model path or hub name (for a LoRA adapter: the folder of the merged model)
+                          jobs:Sequence[tuple[str, str]], # (test set, store folder) pairs to fill
+                          gen_kw:dict, # `generate_for_eval` settings: n, temperature, ..., backend, speed, ...
+                          adapter:str|None=None, # a LoRA adapter to merge into the folder `model` first (if not yet)
+                         ) -> list[dict]:
+    "Fill one model's stores with one loaded backend, adding each session to the store's timing file; then free it."
+    if adapter is not None: merge_lora_adapter(adapter, model)
+    engine, infos = {}, []
+    try:
+        for dataset, store in jobs:
+            info = generate_for_eval(model, dataset, store, engine=engine, **gen_kw)
+            tp = _timing_path(Path(store))
+            t = _read_json(tp, {"wall_time_s": 0.0, "generated_tokens": 0, "sessions": 0})
+            if info["new_samples"]:
+                t = dict(wall_time_s=t["wall_time_s"] + info["wall_time_s"], sessions=t["sessions"] + 1,
+                         generated_tokens=t["generated_tokens"] + info["generated_tokens"], pid=os.getpid())
+                tp.write_text(json.dumps(t))
+            infos.append(info)
+    finally: _release(engine)
+    return infos
 
 # %% ../nbs/06_evaluation.ipynb #241b5555
 @dataclass
@@ -642,6 +720,9 @@ class EvalConfig:
     difficulty: str = field(default="auto", metadata={"help": "difficulty groups for the reduction plot: auto, level, base_acc, length"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     report_only: bool = field(default=False, metadata={"help": "only rebuild the report from the stores in output_dir"})
+    process_per_model: bool|None = field(default=None, metadata={"help": (
+        "generate each model in its own process, so that its GPU memory is freed before the next one "
+        "(default: yes when generating on a GPU: vLLM or CUDA; no on CPU)")})
 
     def __post_init__(self):
         if isinstance(self.models, str): self.models = [self.models]
@@ -689,6 +770,14 @@ def config_command(cfg:EvalConfig) -> str:
         else: parts += [f"--{f.name}", str(v)]
     return shlex.join(parts)
 
+# %% ../nbs/06_evaluation.ipynb #33c465c4
+def use_model_processes(cfg:EvalConfig) -> bool:
+    "Whether each model generates in its own process: `process_per_model` if set, else whether generation uses a GPU."
+    if cfg.process_per_model is not None: return bool(cfg.process_per_model)
+    from o1_pruner.backends import pick_backend, resolve_device_dtype
+    if pick_backend(cfg.backend) == "vllm": return True
+    return resolve_device_dtype(cfg.device)[0].type == "cuda"
+
 # %% ../nbs/06_evaluation.ipynb #8c10cfb2
 def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label: path}; default: config.models
              datasets:Sequence[str]|dict|None=None, # test sets (built-in names, files, `label=path`); default: config.datasets
@@ -721,36 +810,26 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
     speeds = model_speed_map(cfg.model_speeds)
     unknown = [m for m in speeds if m not in mspecs]
     if unknown: raise ValueError(f"model_speeds names {unknown}, which are not model labels {list(mspecs)}")
+    import o1_pruner.evaluate as pkg  # the package's function: a spawned child cannot import a notebook's own
+    isolate = use_model_processes(cfg)
     for m, path in mspecs.items():
-        engine: dict = {}
+        kw = dict(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, limit=cfg.limit,
+                  **{**gen_kw, "speed": speeds.get(m, cfg.speed)})
+        adapter = path if is_lora_adapter(path) else None
+        model = str(run_dir/"merged"/m) if adapter else path
+        jobs = []
         for d in problem_sets:
             store = _store_dir(run_dir, m, d, protocol)
-            if _missing(store, problem_sets[d]["id"], cfg.n) and is_lora_adapter(path):
-                path = str(merge_lora_adapter(path, run_dir/"merged"/m))
-            info = generate_for_eval(path, dspecs[d], store, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                     max_tokens=cfg.max_tokens, limit=cfg.limit, engine=engine,
-                                     **{**gen_kw, "speed": speeds.get(m, cfg.speed)})
-            tp = _timing_path(store)
-            t = _read_json(tp, {"wall_time_s": 0.0, "generated_tokens": 0, "sessions": 0})
-            if info["new_samples"]:
-                t = dict(wall_time_s=t["wall_time_s"] + info["wall_time_s"], generated_tokens=t["generated_tokens"] + info["generated_tokens"],
-                         sessions=t["sessions"] + 1)
-                tp.write_text(json.dumps(t))
-        _release(engine)
+            eval_store_config(model, dspecs[d], store, **kw)  # a changed setting is refused before any model loads
+            if _missing(store, problem_sets[d]["id"], cfg.n): jobs.append((dspecs[d], str(store)))
+        if not jobs: continue
+        if isolate: run_in_process(pkg.generate_model_stores, model, jobs, kw, adapter, what=f"model {m!r}")
+        else: generate_model_stores(model, jobs, kw, adapter)
     return report_from_stores(run_dir, base=base, models=list(mspecs), aes_variant=cfg.aes_variant, difficulty=cfg.difficulty,
                               protocol=protocol)
 
 _SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "max_model_len",
                 "trust_remote_code", "system", "user_template", "speed", "enable_thinking", "seed")
-
-def _release(engine:dict):
-    "Drop a model's backend and free accelerator memory before the next model."
-    engine.clear()
-    import gc; gc.collect()
-    try:
-        import torch
-        if torch.cuda.is_available(): torch.cuda.empty_cache()
-    except ImportError: pass
 
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:
@@ -761,7 +840,10 @@ def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o
     if not cfg.report_only and not cfg.models:
         print("o1-pruner evaluate: give --models label=path ... (the first is the base), or --report_only", flush=True)
         return 2
-    res = evaluate(config=cfg)
+    try: evaluate(config=cfg)
+    except ModelProcessError as e:
+        print(f"{e.child_traceback}o1-pruner evaluate: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {Path(cfg.output_dir)/'report.md'}")
     print((Path(cfg.output_dir)/"table.md").read_text())
     return 0

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from .backends import (Backend, Completion, GenParams, Request, count_thinking_tokens, derive_seed,
-                                make_backend, pick_backend, resolve_tensor_parallel, shard_indices)
+from .backends import (NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Request, count_thinking_tokens,
+                                derive_seed, make_backend, other_finish_reasons, pick_backend, resolve_tensor_parallel,
+                                shard_indices)
 from .data import SPEED_SUFFIXES, SYSTEM_PROMPTS, USER_TEMPLATE, build_messages, load_problems, render_prompt
 
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'STORE_FORMAT', 'SampleConfig', 'store_spec', 'fingerprint', 'spec_diff', 'StoreMismatch',
            'ShardWriter', 'SampleStore', 'build_prompt', 'plan_requests', 'split_completion', 'thinking_tokens',
-           'grade_completions', 'backend_for', 'sample', 'launch_data_parallel', 'summarize', 'sample_cli']
+           'grade_completions', 'finish_grade', 'backend_for', 'sample', 'gpu_groups', 'launch_data_parallel',
+           'summarize', 'sample_cli']
 
 # %% ../nbs/02_presampling.ipynb #a445acaf
 @dataclass
@@ -349,6 +351,16 @@ def grade_completions(prompts:list[str], completions:list[Completion], golds:lis
     answers = [split_completion(p, c.text)[1] for p, c in zip(prompts, completions)]
     return grade_batch(answers, golds, progress=False)
 
+# %% ../nbs/02_presampling.ipynb #cb655d74
+def finish_grade(finish_reason:str|None, # the sample's finish reason as the engine gave it
+                 correct:bool, # the grade of its text
+                 reason:str, # the grader's reason
+                ) -> tuple[bool, str]:
+    "(correct, grade_reason) to record: a sample that ended neither by `stop` nor `length` is graded wrong."
+    if finish_reason in NORMAL_FINISH_REASONS: return bool(correct), reason
+    text = "correct" if correct else "wrong"
+    return False, f"not finished (finish_reason {finish_reason!r}); its text alone grades {text} ({reason})"
+
 # %% ../nbs/02_presampling.ipynb #9e9ff9d1
 def _records(problems_by_id:dict, batch:list[tuple[Request, int, Completion]], plan_by_id:dict, tokenizer, think_ids) -> list[dict]:
     prompts = [r.prompt for r, _, _ in batch]
@@ -356,10 +368,11 @@ def _records(problems_by_id:dict, batch:list[tuple[Request, int, Completion]], p
     out = []
     for (r, j, c), g in zip(batch, grades):
         p = problems_by_id[r.key]
+        correct, why = finish_grade(c.finish_reason, g.correct, g.reason)
         out.append(dict(problem_id=r.key, sample_idx=plan_by_id[r.key][j], problem=p["problem"], gold=p["answer"],
                         prompt=r.prompt, completion=c.text, num_tokens=c.num_tokens,
                         thinking_tokens=thinking_tokens(tokenizer, r.prompt, c, think_ids), finish_reason=c.finish_reason,
-                        extracted=g.extracted, correct=bool(g.correct), grade_reason=g.reason))
+                        extracted=g.extracted, correct=correct, grade_reason=why))
     return out
 
 def backend_for(cfg:SampleConfig, model=None, tokenizer=None) -> Backend:
@@ -399,19 +412,33 @@ def sample(cfg:SampleConfig, # what to sample
     store.generated = n_new
     return store
 
-# %% ../nbs/02_presampling.ipynb #2045296f
+# %% ../nbs/02_presampling.ipynb #92cec8b7
+def gpu_groups(n_workers:int, # data-parallel shard processes
+               group_size:int, # GPUs per process (tensor_parallel_size)
+               visible:str|None=None, # the user's CUDA_VISIBLE_DEVICES (None: not set)
+               device_count:int=0, # GPUs visible to this process (torch.cuda.device_count())
+              ) -> list[str]|None:
+    "`CUDA_VISIBLE_DEVICES` of each worker: consecutive groups of the user's visible devices; None without GPUs."
+    if device_count < 1: return None
+    devices = [str(i) for i in range(device_count)]
+    if visible is not None: devices = [d.strip() for d in visible.split(",") if d.strip()][:device_count]
+    if n_workers * group_size > len(devices):
+        raise ValueError(f"data_parallel {n_workers} x tensor_parallel_size {group_size} needs "
+                         f"{n_workers * group_size} GPUs; {len(devices)} visible ({','.join(devices)})")
+    return [",".join(devices[w * group_size:(w + 1) * group_size]) for w in range(n_workers)]
+
+# %% ../nbs/02_presampling.ipynb #ed831ffc
 def launch_data_parallel(argv:list[str], cfg:SampleConfig) -> int:
     "Run `cfg.data_parallel` shard processes of `o1-pruner sample argv` on disjoint GPU groups; wait; worst exit code."
     dp = cfg.data_parallel
-    if cfg.overwrite: SampleStore(cfg.output_dir).clear()
     ngpu = 0
     try:
         import torch
         ngpu = torch.cuda.device_count()
     except Exception: pass
     tp = resolve_tensor_parallel(cfg.tensor_parallel_size, ngpu) if ngpu else 1
-    if ngpu and dp * tp > ngpu:
-        raise ValueError(f"data_parallel {dp} x tensor_parallel_size {tp} needs {dp * tp} GPUs; {ngpu} visible")
+    groups = gpu_groups(dp, tp, os.environ.get("CUDA_VISIBLE_DEVICES"), ngpu)
+    if cfg.overwrite: SampleStore(cfg.output_dir).clear()
     strip = {"--data_parallel", "--data-parallel", "--overwrite", "--shard_index", "--shard-index", "--num_shards", "--num-shards"}
     base, i = [], 0
     while i < len(argv):  # drop flags the launcher sets itself
@@ -424,26 +451,35 @@ def launch_data_parallel(argv:list[str], cfg:SampleConfig) -> int:
     procs = []
     for s in range(dp):
         env = dict(os.environ)
-        if ngpu: env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(s * tp, (s + 1) * tp))
+        if groups: env["CUDA_VISIBLE_DEVICES"] = groups[s]
         cmd = [sys.executable, "-m", "o1_pruner.cli", "sample", *base, "--shard_index", str(s), "--num_shards", str(dp),
                "--data_parallel", "1", "--tensor_parallel_size", str(tp)]
         procs.append(subprocess.Popen(cmd, env=env))
     return max(p.wait() for p in procs)
 
+# %% ../nbs/02_presampling.ipynb #f234bb05
 def summarize(store:SampleStore) -> str:
-    "One-line summary of a store: records, problems, accuracy, mean tokens, truncated share."
+    "One-line summary of a store: records, problems, accuracy, mean tokens, truncated share, unfinished samples."
     df = store.to_pandas()
     if not len(df): return f"{store.path}: empty"
-    return (f"{store.path}: {len(df)} samples of {df.problem_id.nunique()} problems; accuracy {df.correct.mean():.3f}, "
+    line = (f"{store.path}: {len(df)} samples of {df.problem_id.nunique()} problems; accuracy {df.correct.mean():.3f}, "
             f"mean tokens {df.num_tokens.mean():.1f}, truncated {(df.finish_reason == 'length').mean():.3f}")
+    other = other_finish_reasons(df.finish_reason)
+    if other:
+        counts = ", ".join(f"{k} {v}" for k, v in other.items())
+        line += f"; not finished normally: {sum(other.values())} ({counts})"
+    return line
 
+# %% ../nbs/02_presampling.ipynb #c5f35bd4
 def sample_cli(argv:list[str]|None=None) -> int:
     "`o1-pruner sample`: stage 1 from a recipe and flags."
     from o1_pruner.config import ConfigError, parse_config
     argv = list(sys.argv[1:] if argv is None else argv)
     (cfg,) = parse_config([SampleConfig], argv, prog="o1-pruner sample",
                           description="Stage 1: pre-sample K solutions per problem into a resumable sample store.")
-    if cfg.data_parallel > 1: return launch_data_parallel(argv, cfg)
+    if cfg.data_parallel > 1:
+        try: return launch_data_parallel(argv, cfg)
+        except ValueError as e: raise ConfigError(str(e)) from None
     try: store = sample(cfg)
     except StoreMismatch as e: raise ConfigError(str(e)) from None
     print(f"generated {store.generated} samples; {summarize(store)}")

@@ -163,3 +163,56 @@ def test_analyze_cli_end_to_end(tmp_path, capsys):
     empty = tmp_path / "empty"; empty.mkdir()
     assert analyze_cli(["--store", str(empty), "--output_dir", str(out)]) == 2
     assert analyze(store, easy_at=0.7)["summary"]["problems"] == 2
+
+
+# --- stores from the real sample stage: few samples, many ties -----------------------------------------------------
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_plots_with_few_samples_and_all_ties(tmp_path, k):
+    """K < 4 leaves within-problem quartiles empty; 128-token truncated, all-wrong samples tie everywhere."""
+    rows = [rec(f"p{p}", i, 128, False, finish="length", extracted=None) for p in range(5) for i in range(k)]
+    res = analyze(pd.DataFrame(rows))
+    from o1_pruner.analysis import plot_analysis
+    paths = plot_analysis(res["samples"], res["stats"], tmp_path, res["quartiles"])
+    assert [p.name for p in paths] == ["length_by_bucket.png", "accuracy_by_length_quartile.png", "lbar_vs_abar.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    qt = res["quartiles"].set_index("quartile")
+    assert qt["n_within"].sum() == qt["n_global"].sum() == 5 * k and (qt["acc_global"].fillna(0) == 0).all()
+    assert res["summary"]["truncation_rate"] == 1.0 and res["summary"]["buckets"]["unsolved"] == 5
+
+
+def test_analyze_cli_on_a_real_k2_store(tmp_path, tiny_model_dir, capsys):
+    """`o1-pruner analyze` on a store written by the real `sample` stage with K=2 and short max_tokens."""
+    from o1_pruner.cli import main
+    from o1_pruner.sampling import SampleConfig, sample
+    problems = tmp_path / "problems.jsonl"
+    rows = [{"id": f"p{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(6)]
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = SampleConfig(model=str(tiny_model_dir), dataset=str(problems), k=2, temperature=1.0, top_p=1.0, max_tokens=6,
+                       backend="transformers", batch_size=12, output_dir=str(tmp_path / "samples"), progress=False)
+    store = sample(cfg)
+    df = store.to_pandas()
+    assert len(df) == 12 and (df.finish_reason == "length").mean() > 0.5  # random weights: most samples cut at 6 tokens
+    out = tmp_path / "analysis"
+    assert main(["analyze", "--store", str(store.path), "--output_dir", str(out)]) == 0
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["samples"] == 12 and summ["samples_per_problem"] == {"min": 2, "max": 2}
+    assert summ["plots"] == ["length_by_bucket.png", "accuracy_by_length_quartile.png", "lbar_vs_abar.png"]
+    assert "12 samples, 6 problems" in capsys.readouterr().out
+
+
+def test_other_finish_reasons_are_read_as_they_are_and_counted(tmp_path, capsys):
+    """vLLM's "abort", a null (unfinished) or a newer reason: kept (not turned into "stop"), counted, printed."""
+    rows = [rec("p", 0, 10, True), rec("p", 1, 20, False, finish="abort"), rec("p", 2, 30, False, finish=None),
+            rec("q", 0, 40, False, finish="length"), rec("q", 1, 50, False, finish="repetition")]
+    store = write_store(tmp_path / "s", [rows])
+    df = load_samples(store)
+    assert df["finish_reason"].eq("stop").sum() == 1 and df["finish_reason"].isna().sum() == 1
+    summ = analyze(store)["summary"]
+    assert summ["other_finish_reasons"] == {"None": 1, "abort": 1, "repetition": 1}
+    assert summ["truncation_rate"] == pytest.approx(1 / 5)
+    assert load_samples(pd.DataFrame(rows).drop(columns=["finish_reason"]))["finish_reason"].eq("stop").all()
+    out = tmp_path / "out"
+    assert analyze_cli(["--store", str(store), "--output_dir", str(out), "--plots", "false"]) == 0
+    assert "not finished normally: 3 samples (None 1, abort 1, repetition 1)" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["other_finish_reasons"]["abort"] == 1

@@ -173,6 +173,25 @@ def test_report_errors(tmp_path):
         ev.report_from_stores(tmp_path / "empty", plots=False)
 
 
+def test_other_finish_reasons_are_read_counted_and_noted(tmp_path):
+    """A store with vLLM's "abort" or a null finish reason is scored, not refused; the report counts them."""
+    run = tmp_path / "run"
+    _make_run(run)
+    shard = run / "stores" / "pruned" / "dsA" / "greedy" / "shard-00000.jsonl"
+    recs = [json.loads(line) for line in shard.read_text().splitlines()]
+    recs[1]["finish_reason"], recs[2]["finish_reason"] = "abort", None
+    shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    df = ev.read_store(shard.parent)
+    assert df["finish_reason"].eq("abort").sum() == 1 and df["finish_reason"].isna().sum() == 1
+    m = ev.store_metrics(df)
+    assert m["unfinished_rate"] == pytest.approx(2 / 5) and m["truncation_rate"] == 0 and m["accuracy"] == 80
+    res = ev.report_from_stores(run, base="base", plots=False)
+    assert res["metrics"]["pruned"]["dsA"]["unfinished_rate"] == pytest.approx(0.4)
+    assert res["metrics"]["base"]["dsA"]["unfinished_rate"] == 0
+    note = "dsA: 2 of pruned's solutions did not finish normally (finish reason None 1, abort 1)"
+    assert any(n.startswith(note) for n in res["notes"]) and note in (run / "report.md").read_text()
+
+
 def test_difficulty_rules():
     df = ev.demo_samples(n_problems=9, k=2)
     d, rule = ev.add_difficulty(df, "base", "length")
@@ -264,3 +283,101 @@ def test_evaluate_lora_adapter_is_merged(tmp_path, tiny_model_dir):
     assert (run / "merged" / "lora" / "config.json").is_file()
     # a fresh LoRA adapter (B = 0) is the identity: the same greedy tokens as the base
     assert res["metrics"]["lora"]["gsm8k-test"]["mean_tokens"] == res["metrics"]["base"]["gsm8k-test"]["mean_tokens"]
+    again = ev.evaluate([f"base={tiny_model_dir}", f"lora={adapter}"], ["gsm8k-test"], limit=2, max_tokens=8,
+                        output_dir=str(run))  # complete: nothing generated; the store's model is the merged folder
+    for k in ("accuracy", "mean_tokens", "n_samples", "wall_time_s"):
+        assert again["metrics"]["lora"]["gsm8k-test"][k] == res["metrics"]["lora"]["gsm8k-test"][k], k
+
+
+# --- one process per model -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory, char_tokenizer):
+    """A second tiny model (other random weights), so that two models give different outputs."""
+    from conftest import make_tiny_model
+    path = tmp_path_factory.mktemp("tiny-model-other")
+    make_tiny_model(char_tokenizer, seed=1).save_pretrained(path)
+    char_tokenizer.save_pretrained(path)
+    return path
+
+
+def _report_without_times(run):
+    """report.md with the run folder, the process option and the wall-time / tok/s cells taken out."""
+    out = []
+    for line in (run / "report.md").read_text().replace(str(run), "RUN").splitlines():
+        line = line.replace(" --process_per_model True", "").replace(" --process_per_model False", "")
+        if line.startswith("| ") and line.count("|") == 13: line = "|".join(line.split("|")[:-3])
+        out.append(line)
+    return out
+
+
+def _metrics_without_times(run):
+    met = json.loads((run / "metrics.json").read_text())
+    for per in met["metrics"].values():
+        for m in per.values():
+            m.pop("wall_time_s"); m.pop("tokens_per_s", None)
+    return met
+
+
+def test_each_model_generates_in_its_own_process(tmp_path, tiny_model_dir, other_model_dir, monkeypatch):
+    """process_per_model: the same stores, timing files and report as in one process; the parent never loads a model."""
+    import os
+    models = [f"base={tiny_model_dir}", f"other={other_model_dir}"]
+    kw = dict(datasets=["gsm8k-test"], limit=3, max_tokens=12, batch_size=3)
+    ev.evaluate(models, output_dir=str(tmp_path / "in"), process_per_model=False, **kw)
+    import o1_pruner.sampling as sampling
+
+    def boom(*a, **k):
+        raise AssertionError("the parent process built a model")
+    monkeypatch.setattr(sampling, "backend_for", boom)  # a spawned child imports its own, unpatched module
+    ev.evaluate(models, output_dir=str(tmp_path / "proc"), process_per_model=True, **kw)
+    ins, procs = tmp_path / "in", tmp_path / "proc"
+    assert (procs / "table.md").read_text() == (ins / "table.md").read_text()
+    assert _metrics_without_times(procs) == _metrics_without_times(ins)
+    assert _report_without_times(procs) == _report_without_times(ins)
+    pids = []
+    for m in ("base", "other"):
+        a = ev.read_store(ins / "stores" / m / "gsm8k-test" / "greedy")
+        b = ev.read_store(procs / "stores" / m / "gsm8k-test" / "greedy")
+        assert a["completion"].tolist() == b["completion"].tolist() and len(b) == 3
+        t_in = json.loads((ins / "stores" / m / "gsm8k-test" / "greedy.timing.json").read_text())
+        t_proc = json.loads((procs / "stores" / m / "gsm8k-test" / "greedy.timing.json").read_text())
+        assert t_in["pid"] == os.getpid() and t_proc["pid"] != os.getpid()
+        assert t_proc["generated_tokens"] == t_in["generated_tokens"] and t_proc["sessions"] == t_in["sessions"] == 1
+        pids.append(t_proc["pid"])
+    assert pids[0] != pids[1]  # one process per model
+    ev.evaluate(models, output_dir=str(procs), process_per_model=True, **kw)  # complete: no process is started
+    assert json.loads((procs / "stores" / "base" / "gsm8k-test" / "greedy.timing.json").read_text())["sessions"] == 1
+
+
+def test_a_failing_model_process_is_a_clear_error(tmp_path, tiny_model_dir):
+    """An error in a model's process comes back as ModelProcessError with the child's traceback; a crash too."""
+    import os
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    run = tmp_path / "run"
+    with pytest.raises(ev.ModelProcessError, match=r"model 'bad' failed in its own process: \w+") as e:
+        ev.evaluate([f"bad={bad}"], ["gsm8k-test"], limit=1, max_tokens=4, output_dir=str(run), process_per_model=True)
+    assert "Traceback" in e.value.child_traceback and "generate_model_stores" in e.value.child_traceback
+    assert "no-such-architecture" in str(e.value)
+    with pytest.raises(ev.ModelProcessError, match="ended before it finished"):
+        ev.run_in_process(os._exit, 3, what="a process that exits")
+
+
+def test_cli_prints_a_model_process_error(monkeypatch, capsys):
+    def fail(config):
+        raise ev.ModelProcessError("model 'x' failed in its own process: OSError: no weights", "Traceback (child)\n")
+    monkeypatch.setattr(ev, "evaluate", fail)
+    assert ev.evaluate_cli(["--models", "x=m"]) == 1
+    err = capsys.readouterr().err
+    assert err == "Traceback (child)\no1-pruner evaluate: model 'x' failed in its own process: OSError: no weights\n"
+
+
+def test_model_processes_by_default_on_gpus_only():
+    assert ev.use_model_processes(ev.EvalConfig(backend="vllm"))
+    assert ev.use_model_processes(ev.EvalConfig(backend="transformers", device="cuda"))
+    assert not ev.use_model_processes(ev.EvalConfig(backend="transformers", device="cpu"))
+    assert not ev.use_model_processes(ev.EvalConfig(backend="vllm", process_per_model=False))
+    assert ev.use_model_processes(ev.EvalConfig(backend="transformers", device="cpu", process_per_model=True))

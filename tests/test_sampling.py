@@ -18,7 +18,7 @@ from o1_pruner.backends import (Completion, GenParams, Request, TransformersBack
                                 resolve_tensor_parallel, shard_indices, vllm_sampling_kwargs)
 from o1_pruner.config import ConfigError, list_recipes, parse_config
 from o1_pruner.sampling import (SampleConfig, SampleStore, StoreMismatch, sample, split_completion, store_spec,
-                                thinking_tokens)
+                                summarize, thinking_tokens)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = [{"id": f"p{i}", "problem": f"What is {i} + {i}?" + " pad" * (i % 3), "answer": str(2 * i)} for i in range(8)]
@@ -282,10 +282,8 @@ def test_sharding_chunking_and_tp():
         resolve_tensor_parallel(0, device_count=0)
 
 
-def test_vllm_backend_with_a_fake_engine(monkeypatch, tiny_model_dir, problems_file, char_tokenizer, tmp_path):
-    """The whole vLLM path (engine args, requests, conversion, store) against a stand-in `vllm` module."""
-    calls = {}
-
+def _install_fake_vllm(monkeypatch, char_tokenizer, calls, finish=lambda i: "stop"):
+    """A stand-in `vllm` module whose engine answers sample i with `\\boxed{i}` and finish reason `finish(i)`."""
     class SamplingParams:
         def __init__(self, **kw): self.__dict__.update(kw)
 
@@ -300,11 +298,17 @@ def test_vllm_backend_with_a_fake_engine(monkeypatch, tiny_model_dir, problems_f
                 for i in range(sp.n):
                     text = f"<think>a</think>\\boxed{{{i}}}"
                     ids = char_tokenizer(text, add_special_tokens=False)["input_ids"]
-                    samples.append((i, (text, ids + [char_tokenizer.eos_token_id], "stop")))
+                    samples.append((i, (text, ids + [char_tokenizer.eos_token_id], finish(i))))
                 res.append(_fake_output(*samples))
             return res
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, __version__="fake"))
+
+
+def test_vllm_backend_with_a_fake_engine(monkeypatch, tiny_model_dir, problems_file, char_tokenizer, tmp_path):
+    """The whole vLLM path (engine args, requests, conversion, store) against a stand-in `vllm` module."""
+    calls = {}
+    _install_fake_vllm(monkeypatch, char_tokenizer, calls)
     from o1_pruner.backends import VLLMBackend
     be = VLLMBackend(str(tiny_model_dir), tensor_parallel_size=2, max_model_len=4096, batch_size=4, progress=False,
                      engine_kwargs={"enable_prefix_caching": True})
@@ -320,6 +324,40 @@ def test_vllm_backend_with_a_fake_engine(monkeypatch, tiny_model_dir, problems_f
     assert all(set(p) == {"prompt_token_ids"} for p in calls["prompts"])  # token ids: no second BOS
     assert [p.n for p in calls["params"]] == [2, 2, 2] and len({p.seed for p in calls["params"]}) == 3
     assert store.meta["runtime"]["backend"] == "vllm"
+
+
+def test_vllm_unknown_finish_reasons_are_kept():
+    out = _fake_output((0, ("a", [4], "abort")), (1, ("b", [5], None)), (2, ("c", [6], "repetition")),
+                       (3, ("d", [7, 2], "stop")))
+    assert [c.finish_reason for c in completions_from_request_output(out)] == ["abort", None, "repetition", "stop"]
+
+
+def test_unfinished_samples_are_recorded_and_graded_wrong(monkeypatch, tiny_model_dir, problems_file, char_tokenizer,
+                                                         tmp_path):
+    """vLLM reasons other than stop/length (abort, None = unfinished) reach the store as they are, graded wrong."""
+    _install_fake_vllm(monkeypatch, char_tokenizer, {}, finish=lambda i: {0: "abort", 1: None}.get(i, "stop"))
+    from o1_pruner.backends import VLLMBackend
+    be = VLLMBackend(str(tiny_model_dir), batch_size=4, progress=False)
+    cfg = _cfg(tiny_model_dir, problems_file, tmp_path / "v", limit=3, k=3, backend="vllm", system="none",
+               user_template="{problem}")
+    store = sample(cfg, backend=be)
+    raw = [json.loads(line) for f in store.shard_files() for line in f.read_text().splitlines()]
+    assert [r["finish_reason"] for r in raw] == ["abort", None, "stop"] * 3  # JSON null for None
+    df = store.to_pandas()
+    assert df.finish_reason.fillna("<missing>").tolist() == ["abort", "<missing>", "stop"] * 3
+    p0 = df[df.problem_id == "p0"].set_index("sample_idx")
+    assert p0.loc[0, "extracted"] == "0" and not p0.loc[0, "correct"]  # right text (gold 0), but aborted
+    assert "not finished" in p0.loc[0, "grade_reason"] and "correct" in p0.loc[0, "grade_reason"]
+    ds = store.to_dataset()
+    assert ds["finish_reason"] == ["abort", None, "stop"] * 3
+    line = summarize(store)
+    assert "not finished normally: 6 (None 3, abort 3)" in line and "truncated 0.000" in line
+    from o1_pruner.analysis import analyze
+    summ = analyze(store.path)["summary"]
+    assert summ["other_finish_reasons"] == {"None": 3, "abort": 3} and summ["truncation_rate"] == 0
+    from o1_pruner.evaluate import read_store, store_metrics
+    m = store_metrics(read_store(store.path))
+    assert m["unfinished_rate"] == pytest.approx(2 / 3) and m["truncation_rate"] == 0
 
 
 # ------------------------------------------------------------------------------------------------ recipes / CLI
@@ -340,6 +378,48 @@ def test_bad_flags_are_config_errors():
         parse_config([SampleConfig], ["--model", "m", "--top_p", "0"])
     (cfg,) = parse_config([SampleConfig], ["--model", "m", "--shard-index", "1", "--num-shards", "2", "--stop", "a", "b"])
     assert (cfg.shard_index, cfg.num_shards, cfg.stop) == (1, 2, ["a", "b"])
+
+
+def test_gpu_groups_follow_the_users_visible_devices():
+    from o1_pruner.sampling import gpu_groups
+    assert gpu_groups(2, 2, "4,5,6,7", device_count=4) == ["4,5", "6,7"]
+    assert gpu_groups(3, 1, " 2, 7 ,5,", device_count=3) == ["2", "7", "5"]
+    assert gpu_groups(2, 1, "3,1,-1,0", device_count=2) == ["3", "1"]  # CUDA ignores entries after an invalid one
+    assert gpu_groups(2, 4, None, device_count=8) == ["0,1,2,3", "4,5,6,7"]
+    assert gpu_groups(1, 2, "6,7", device_count=2) == ["6,7"]
+    assert gpu_groups(4, 1, None, device_count=0) is None and gpu_groups(4, 1, "", device_count=0) is None
+    with pytest.raises(ValueError, match=r"needs 6 GPUs; 4 visible \(4,5,6,7\)"):
+        gpu_groups(3, 2, "4,5,6,7", device_count=4)
+
+
+def test_data_parallel_launcher_gives_each_worker_its_devices(monkeypatch, tmp_path, capsys):
+    """The launcher's workers: commands and CUDA_VISIBLE_DEVICES, with a stand-in Popen and four visible GPUs."""
+    import torch
+    import o1_pruner.sampling as sampling
+    from o1_pruner.cli import main
+    started = []
+
+    class FakePopen:
+        def __init__(self, cmd, env):
+            self.code = 3 if started else 0  # the second worker fails
+            started.append((cmd, env))
+        def wait(self): return self.code
+
+    monkeypatch.setattr(sampling.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    out = tmp_path / "dp"
+    argv = ["sample", "--model", "m", "--output_dir", str(out), "--data_parallel", "2", "--tensor_parallel_size", "2"]
+    assert main(argv) == 3  # the worst exit code of the workers
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["4,5", "6,7"]
+    for s, (cmd, env) in enumerate(started):
+        assert cmd[1:4] == ["-m", "o1_pruner.cli", "sample"] and cmd.count("--data_parallel") == 1
+        tail = cmd[cmd.index("--shard_index"):]
+        assert tail == ["--shard_index", str(s), "--num_shards", "2", "--data_parallel", "1",
+                        "--tensor_parallel_size", "2"]
+    started.clear()
+    assert main(argv[:-4] + ["--data_parallel", "3", "--tensor_parallel_size", "2"]) == 2  # too many GPUs asked for
+    assert "needs 6 GPUs; 4 visible (4,5,6,7)" in capsys.readouterr().err and not started
 
 
 @pytest.mark.slow
