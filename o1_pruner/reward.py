@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .analysis import load_samples, store_fingerprint, store_config
 from .data import training_messages
+from .sampling import gpu_groups
 
 # %% auto #0
 __all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'AUTOCAST_CHOICES', 'length_harmonizing_rewards',
@@ -164,7 +165,7 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
         ex = df.loc[bad, ["problem_id", "sample_idx"]].head(3).to_dict("records")
         warnings.warn(f"{int(bad.sum())} sample(s) with zero or missing length skipped (no reward is defined), e.g. {ex}")
         df = df[~bad]
-    truncated = df["finish_reason"].eq("length")
+    truncated = df["finish_reason"].ne("stop")   # cut at max_tokens, or ended by the engine otherwise
     counts["truncated"] = int(truncated.sum())
     # reference code: a truncated sample has no final answer -> graded wrong
     df["correct"] = df["correct"].astype(bool) & ~truncated
@@ -178,8 +179,8 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
         R = length_harmonizing_rewards(L, A, cfg.lam)
         g = g.assign(reward=R, lbar=float(L.mean()), abar=float(A.mean()))
         if cfg.truncated == "drop":
-            dropped_trunc += int(g["finish_reason"].eq("length").sum())
-            g = g[g["finish_reason"].ne("length")]
+            dropped_trunc += int(g["finish_reason"].ne("stop").sum())
+            g = g[g["finish_reason"].eq("stop")]
         if len(g) == 0: continue
         rows.append(g.iloc[_pick_samples(len(g), cfg.samples_per_problem, rng)])
     counts["small_problems_skipped"] = small
@@ -190,7 +191,7 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
         counts["clipped"] = int(((r < cfg.clip_low) | (r > cfg.clip_high)).sum())
         r = np.clip(r, cfg.clip_low, cfg.clip_high)
     adv, counts["zero_variance_groups"] = normalize_rewards(r, cfg.normalize, out["problem_id"].to_numpy())
-    stop = out["finish_reason"].ne("length").to_numpy()
+    stop = out["finish_reason"].eq("stop").to_numpy()
     completions = [c + eos if (s and eos and not c.endswith(eos)) else c
                    for c, s in zip(out["completion"].tolist(), stop)]
     data = {
@@ -458,7 +459,7 @@ def _score_batches(model, todo, pad_id, batch_size, chunk_size, autocast, fh, re
             if fh: fh.write("\n".join(lines) + "\n"); fh.flush()
 
 # %% ../nbs/04_reward.ipynb #d96ade01
-def _open_cache(cache_dir, meta:dict, shard_index:int, num_shards:int):
+def _open_cache(cache_dir, meta:dict, shard_index:int, num_shards:int, write:bool=True):
     "(file handle to append to, rows already scored) of a resumable score cache; refuses other settings."
     if cache_dir is None: return None, {}
     cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
@@ -469,6 +470,7 @@ def _open_cache(cache_dir, meta:dict, shard_index:int, num_shards:int):
         raise ValueError(f"Reference-score cache {cache_dir} was made with other settings {diff} "
                          "(cached, now); delete the folder to rescore")
     meta_file.write_text(json.dumps(meta))
+    if not write: return None, _read_cache(cache_dir)
     path = cache_dir / f"scores-{shard_index:03d}-of-{num_shards:03d}.jsonl"
     if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
         with open(path, "a") as f: f.write("\n")   # end the torn line of an interrupted run
@@ -501,7 +503,7 @@ def score_reference_logprobs(dataset, # rewarded dataset (messages, completion c
     meta = {"cutoff": cutoff, "enable_thinking": enable_thinking, "numerics": numerics,
             "vocab_hash": tokenization_signature(tokenizer, cutoff, enable_thinking)["vocab_hash"]}
     keys = [_row_key(r) for r in dataset]
-    fh, results = _open_cache(cache_dir, meta, shard_index, num_shards)
+    fh, results = _open_cache(cache_dir, meta, shard_index, num_shards, write=model is not None)
     todo, too_long = [], 0
     for i, (r, k) in enumerate(zip(dataset, keys)):
         if k in results or i % num_shards != shard_index: continue
@@ -591,22 +593,15 @@ def _score_worker(ds_path:str, ref:str, cfg:BuildDatasetConfig, shard_index:int,
                              shard_index=shard_index, num_shards=cfg.data_parallel)
     return model_numerics(model, cfg.autocast)
 
-def _gpu_groups(n:int) -> list[str|None]:
-    "CUDA_VISIBLE_DEVICES of each of `n` processes: the visible GPUs split evenly (None without GPUs)."
-    if not torch.cuda.is_available(): return [None] * n
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    visible = [d.strip() for d in env.split(",") if d.strip()] if env else [str(i) for i in range(torch.cuda.device_count())]
-    if len(visible) < n: raise ValueError(f"data_parallel={n} needs at least {n} GPUs; {len(visible)} visible")
-    per = len(visible) // n
-    return [",".join(visible[i * per:(i + 1) * per]) for i in range(n)]
-
 def score_data_parallel(ds, ref:str, cfg:BuildDatasetConfig, tokenizer):
     "Score `ds` with `cfg.data_parallel` spawned processes (one GPU group each), then merge their caches."
     import concurrent.futures as cf, multiprocessing as mp
     tmp = Path(cfg.output_dir) / "ref_logp_cache" / "rows"
     ds.save_to_disk(str(tmp))
-    groups = _gpu_groups(cfg.data_parallel)
-    threads = None if groups[0] is not None else max(1, torch.get_num_threads() // cfg.data_parallel)
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    groups = gpu_groups(cfg.data_parallel, max(1, n // cfg.data_parallel), os.environ.get("CUDA_VISIBLE_DEVICES"), n)
+    groups = groups or [None] * cfg.data_parallel
+    threads = None if n else max(1, torch.get_num_threads() // cfg.data_parallel)
     pools = [cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) for _ in range(cfg.data_parallel)]
     try:
         futs = [p.submit(_score_worker, str(tmp), ref, cfg, i, g, threads) for i, (p, g) in enumerate(zip(pools, groups))]

@@ -381,3 +381,29 @@ def test_build_dataset_cli_end_to_end(tmp_path, tiny_model_dir, capsys):
 def test_build_config_requires_paths():
     with pytest.raises(ValueError, match="--store"):
         BuildDatasetConfig(output_dir="x")
+
+
+@pytest.mark.slow
+def test_build_dataset_data_parallel_matches_one_process(tmp_path):
+    """`build-dataset --data_parallel 2`: two spawned scoring processes (CPU here; one GPU group each on GPUs) give the
+    same ref_logp as one, each writing its own cache file; a rerun after losing one shard's file rescores only it."""
+    import datasets as hfds
+    from o1_pruner.pipeline import Pipeline
+    from o1_pruner.testing import run_cli
+    from o1_pruner.toy import reference_path
+    store = Pipeline("toy", small=True, root=tmp_path / "toy").stage("sample")
+    args = ["build-dataset", "--store", store, "--reference_model", reference_path(), "--cutoff", 256, "--lam", 5,
+            "--samples_per_problem", 0, "--batch_size", 16]
+    run_cli(*args, "--output_dir", tmp_path / "one")
+    run_cli(*args, "--output_dir", tmp_path / "two", "--data_parallel", 2)
+    one, two = hfds.load_from_disk(str(tmp_path / "one")), hfds.load_from_disk(str(tmp_path / "two"))
+    assert one["ref_logp"] == two["ref_logp"] and one["ref_token_hash"] == two["ref_token_hash"]
+    cache = tmp_path / "two" / "ref_logp_cache"
+    files = sorted(p.name for p in cache.glob("scores*.jsonl"))
+    assert files == ["scores-000-of-002.jsonl", "scores-001-of-002.jsonl"]
+    n1 = len((cache / files[1]).read_text().splitlines())
+    (cache / files[1]).unlink()
+    p = run_cli(*args, "--output_dir", tmp_path / "two", "--data_parallel", 2)
+    assert len((cache / files[1]).read_text().splitlines()) == n1
+    assert hfds.load_from_disk(str(tmp_path / "two"))["ref_logp"] == one["ref_logp"]
+    assert json.loads((tmp_path / "two" / "manifest.json").read_text())["ref_numerics"]["dtype"] == "float32"
