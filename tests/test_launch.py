@@ -1,5 +1,5 @@
 """Every launch mode of `o1-pruner train`, run as a user types it (CPU, gloo): plain, torchrun 1/2 processes with DDP,
-DeepSpeed ZeRO-2/3, LoRA, the online reference, gradient accumulation. Each must train, start at ratio 1, and follow
+DeepSpeed ZeRO-2/3, LoRA, the online reference, gradient accumulation, packed (padding-free) batches. Each must train, start at ratio 1, and follow
 the plain 1-process run on the same global batch. The data: the toy pipeline's samples and `build-dataset` output."""
 import json
 
@@ -52,6 +52,8 @@ MODES = {  # name: (processes, per-device batch, grad-accum, extra flags); globa
     "torchrun-2-zero3": (2, 2, 1, ["--deepspeed", "zero3"]),
     "torchrun-2-online-ref": (2, 2, 1, ["--ref_source", "online"]),
     "torchrun-2-zero3-online-ref": (2, 2, 1, ["--deepspeed", "zero3", "--ref_source", "online"]),
+    "plain-packed": (None, 4, 1, ["--packing", "true"]),
+    "torchrun-2-packed": (2, 2, 1, ["--packing", "true"]),
 }
 
 
@@ -61,6 +63,8 @@ def test_launch_mode_matches_one_process(mode, rewarded, plain, tmp_path):
     nproc, batch, ga, extra = MODES[mode]
     run = run_train(tmp_path / mode, _args(rewarded, batch, ga, *extra), nproc=nproc)
     _check(run, plain, nproc or 1)
+    if "packed" in mode:
+        assert all(h["pad_frac"] == 0 for h in run["log_history"] if "pad_frac" in h)
     if "zero" in mode:
         assert (tmp_path / mode / "model.safetensors").exists()   # ZeRO-3 gathers a full model on save
 
