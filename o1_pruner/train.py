@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -624,6 +625,11 @@ def train_o1_pruner(model_args:ModelArguments, data_args:DataArguments, method_a
         cbs.append(CheckpointSelectionCallback(eval_fn, method_args.select_eval_steps, method_args.select_rule,
                                                method_args.select_tolerance, val_dataset=val_ds,
                                                baseline_accuracy=method_args.select_baseline_accuracy))
+    attn = getattr(unwrap_model(model).config, "_attn_implementation", None)
+    if method_args.packing and not str(attn).startswith("flash_attention"):
+        warnings.warn(f"--packing with attn_implementation={attn}: attention runs over the whole packed row (quadratic in "
+                      "its length; 0.37x the padded tokens/s on the toy, bench/results/packing_cpu.md); packing pays off "
+                      "with flash_attention_2")
     trainer = O1PrunerTrainer(model=model, args=training_args, train_dataset=train_tok, eval_dataset=val_tok,
                               data_collator=RewardedCollator(tokenizer.pad_token_id, packing=method_args.packing),
                               processing_class=tokenizer, callbacks=cbs, method_args=method_args, ref_model=ref,
