@@ -321,8 +321,21 @@ def test_ds_configs_and_recipes():
         if rec.get("deepspeed"):
             resolve_ds_config(rec["deepspeed"])
     marco = load_recipe("marco-o1-train")
-    assert (marco["learning_rate"], marco["cutoff_len"], marco["gradient_accumulation_steps"], marco["max_grad_norm"]) == (2e-7, 3072, 8, 10.0)
+    assert (marco["learning_rate"], marco["gradient_accumulation_steps"], marco["max_grad_norm"]) == (2e-7, 8, 10.0)
     assert load_recipe("qwq-32b-train")["freeze_trainable_layers"] == 48
+    for r in names:   # the paper's recipe details, in every training recipe of the family
+        rec = load_recipe(r)
+        if "cutoff_len" in rec: assert rec.get("method") in ("dpo", "sft-shortest"), r   # O1-Pruner: the dataset's cutoff
+        if r.startswith("qwq-32b") and not r.endswith("-sample"):
+            assert rec["max_grad_norm"] == 10.0 and rec["save_only_model"] is True, r   # reference: 10; ~300 GB states
+        if "warmup_steps" in rec: assert 0 < rec["warmup_steps"] < 1, r   # a ratio (transformers >= 5)
+    for name in ("zero3", "zero3_offload"):   # its linear rounds the bias add twice in bf16: step 0 would not be exact
+        assert json.loads(open(resolve_ds_config(name)).read())["zero_optimization"]["memory_efficient_linear"] is False
+
+
+def test_random_sampler_by_default(tmp_path):
+    args = O1TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    assert args.train_sampling_strategy == "random"   # the reference code's; group_by_length groups advantage signs
 
 
 def test_cli_trains_end_to_end(tmp_path, data_dir, tiny_model_dir):
