@@ -27,8 +27,8 @@ STAGE_ENTRY = {"sample": "o1_pruner.sampling:sample_cli", "analyze": "o1_pruner.
                "build-dataset": "o1_pruner.reward:build_dataset_cli", "train": "o1_pruner.train:train_cli",
                "evaluate": "o1_pruner.evaluate:evaluate_cli"}
 STAGE_DIRS = {"sample": "samples", "analyze": "analysis", "build-dataset": "rewarded", "train": "checkpoint", "evaluate": "eval"}
-STAGE_NOTEBOOKS = {"sample": "02_presampling", "analyze": "03_difficulty", "build-dataset": "04_reward",
-                   "train": "05_finetune", "evaluate": "06_evaluation"}
+STAGE_NOTEBOOKS = {"sample": "05_presampling", "analyze": "06_difficulty", "build-dataset": "07_reward",
+                   "train": "08_finetune", "evaluate": "09_evaluation"}
 _PROMPT_KEYS = {"sample": ("system", "user_template", "enable_thinking"), "build-dataset": ("enable_thinking",),
                 "evaluate": ("system", "user_template", "enable_thinking")}
 TRAIN_PROMPT = {"system": "marco"}   # the reference code's: its system prompt and the bare problem, for every model

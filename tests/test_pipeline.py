@@ -64,7 +64,7 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown stage"):
         Pipeline("toy", root=tmp_path / "t").stage("fine-tune")
     p = Pipeline("marco-o1", root=tmp_path / "marco")
-    with pytest.raises(FileNotFoundError, match="02_presampling"):
+    with pytest.raises(FileNotFoundError, match="05_presampling"):
         p.stage("train")  # a GPU pipeline never starts earlier stages on its own
 
 

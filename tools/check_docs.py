@@ -21,7 +21,7 @@ cells that nbdev adds (the `show_doc` of an exported name) carry the number of t
 Alt text for a figure: give the cell a Quarto option `#| fig-alt: what the figure shows` (a YAML list, one
 entry per image, for a cell that shows several).
 
-usage: python tools/check_docs.py [--pages 03_difficulty ...] [--out DIR] [--no-screenshots] [--no-browser]
+usage: python tools/check_docs.py [--pages 06_difficulty ...] [--out DIR] [--no-screenshots] [--no-browser]
 Needs Chromium (`apt-get install chromium`, or --chromium PATH) and MathJax 3 under the artifact folder
 (`npm install --prefix _docs_check/.cache/mathjax mathjax@3`, or --mathjax PATH to tex-chtml-full.js).
 """
@@ -573,7 +573,7 @@ def find_chromium(given: str | None) -> str | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pages", nargs="+", help="notebooks to check, e.g. 03_difficulty (default: all in nbs/)")
+    ap.add_argument("--pages", nargs="+", help="notebooks to check, e.g. 06_difficulty (default: all in nbs/)")
     ap.add_argument("--out", type=Path, default=ROOT / "_docs_check", help="artifact folder (default: _docs_check/)")
     ap.add_argument("--no-screenshots", action="store_true", help="load pages in Chromium but keep no PNGs")
     ap.add_argument("--no-browser", action="store_true", help="notebook checks only (no HTML, Chromium, math check)")

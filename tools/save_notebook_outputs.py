@@ -1,7 +1,7 @@
 """Execute the notebooks and save their outputs into them: what the docs site renders.
 
 Notebooks run as under `nbdev-test` (`IN_TEST`: the stage notebooks run the toy pipeline at small settings,
-`slow` and `cuda` cells are skipped), except 09_demo, which runs without `IN_TEST` and so shows the full
+`slow` and `cuda` cells are skipped), except 12_demo, which runs without `IN_TEST` and so shows the full
 demo (it resumes a finished run in nbs/runs/demo instantly; otherwise it runs it, about 8 minutes).
 Then `nbdev-clean` normalises the files. Commit the notebooks afterwards.
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbdev.test as nbtest
 
-FULL_RUN = {"09_demo.ipynb"}
+FULL_RUN = {"12_demo.ipynb"}
 
 
 def main(paths):
