@@ -22,110 +22,12 @@ import numpy as np
 import pandas as pd
 
 from .backends import other_finish_reasons
+from .store import SampleStore, load_samples, store_config
 
 # %% auto #0
-__all__ = ['REQUIRED_COLUMNS', 'OPTIONAL_DEFAULTS', 'BUCKETS', 'RECHECK_MARKERS', 'store_config', 'store_fingerprint',
-           'load_samples', 'difficulty_bucket', 'per_problem_stats', 'length_quartiles', 'length_quartile_table',
+__all__ = ['BUCKETS', 'RECHECK_MARKERS', 'difficulty_bucket', 'per_problem_stats', 'length_quartiles', 'length_quartile_table',
            'count_markers', 'normalize_answer', 'answers_match', 'first_correct_position', 'add_sample_signals',
            'bucket_table', 'plot_analysis', 'analyze', 'AnalyzeConfig', 'analyze_cli']
-
-# %% ../nbs/06_difficulty.ipynb #17c054b1
-REQUIRED_COLUMNS = ("problem_id", "sample_idx", "completion", "num_tokens", "correct")
-OPTIONAL_DEFAULTS = {"problem": None, "gold": None, "prompt": None, "thinking_tokens": None,
-                     "finish_reason": "stop", "extracted": None, "grade_reason": None}
-
-def _store_dir(source) -> Path|None:
-    if isinstance(source, (str, os.PathLike)): return Path(source)
-    for a in ("path", "root", "dir"):
-        p = getattr(source, a, None)
-        if isinstance(p, (str, os.PathLike)): return Path(p)
-    return None
-
-def _shards(path:Path) -> list[Path]:
-    if path.is_file(): return [path]
-    if not path.is_dir(): raise FileNotFoundError(f"sample store {path} does not exist")
-    return sorted(p for p in path.rglob("*.jsonl") if not any(part.startswith(".") for part in p.relative_to(path).parts))
-
-def store_config(source) -> dict:
-    "The `store.json` of a sample store folder as a dict ({} when there is none)."
-    p = _store_dir(source)
-    if p is None: return dict(getattr(source, "config", None) or {})
-    f = (p if p.is_dir() else p.parent) / "store.json"
-    if not f.exists(): return {}
-    try: return json.loads(f.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{f} is not valid JSON: {e}") from e
-
-def store_fingerprint(source) -> dict:
-    "Identity of a store's contents: sha256 of `store.json`, the number of complete records, and a short hash of both."
-    p = _store_dir(source)
-    if p is None: return {}
-    sj = (p if p.is_dir() else p.parent) / "store.json"
-    h = hashlib.sha256(sj.read_bytes() if sj.exists() else b"").hexdigest()
-    n = sum(sum(1 for line in f.open("rb") if line.endswith(b"\n") and line.strip()) for f in _shards(p))
-    return {"store_json_sha256": h, "records": n,
-            "fingerprint": hashlib.sha256(f"{h}:{n}".encode()).hexdigest()[:16]}
-
-def _read_shards(path:Path, report:dict) -> list[dict]:
-    recs = []
-    for f in _shards(path):
-        lines = f.read_text(encoding="utf-8").split("\n")
-        last = len(lines) - 1
-        while last >= 0 and not lines[last].strip(): last -= 1
-        for i, line in enumerate(lines):
-            if not line.strip(): continue
-            try: rec = json.loads(line)
-            except json.JSONDecodeError:
-                key = "torn_lines" if i == last else "bad_lines"
-                report[key] = report.get(key, 0) + 1
-                report.setdefault("bad_line_examples", []).append(f"{f.name}:{i + 1}")
-                continue
-            if not isinstance(rec, dict):
-                report["bad_lines"] = report.get("bad_lines", 0) + 1
-                report.setdefault("bad_line_examples", []).append(f"{f.name}:{i + 1}")
-                continue
-            rec["_source"] = f"{f.name}:{i + 1}"
-            recs.append(rec)
-    report["files"] = len(_shards(path))
-    return recs
-
-def load_samples(source, # a sample store folder / JSONL file, a SampleStore, a DataFrame or a datasets.Dataset
-                ) -> pd.DataFrame:
-    "All samples as a DataFrame (one row per problem_id, sample_idx); skips are counted in `.attrs['load_report']`."
-    report: dict[str, Any] = {}
-    path = _store_dir(source)
-    if isinstance(source, pd.DataFrame): df = source.copy()
-    elif path is not None: df = pd.DataFrame(_read_shards(path, report))
-    elif hasattr(source, "to_pandas"): df = source.to_pandas()
-    else: raise TypeError(f"load_samples: expected a store folder, SampleStore, DataFrame or Dataset, got {type(source).__name__}")
-    name = str(path) if path is not None else type(source).__name__
-    if len(df) == 0:
-        df = pd.DataFrame(columns=list(REQUIRED_COLUMNS) + list(OPTIONAL_DEFAULTS))
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing: raise ValueError(f"{name}: samples lack required field(s) {missing}; found {sorted(map(str, df.columns))}")
-    for c, d in OPTIONAL_DEFAULTS.items():
-        if c not in df.columns: df[c] = d
-    bad = df[list(REQUIRED_COLUMNS)].isna().any(axis=1)
-    if bad.any():
-        where = df.loc[bad, "_source"].head(3).tolist() if "_source" in df else df.index[bad][:3].tolist()
-        report["incomplete_records"] = int(bad.sum())
-        warnings.warn(f"{name}: {int(bad.sum())} record(s) with a missing required field skipped, e.g. at {where}")
-        df = df[~bad]
-    df = df.assign(problem_id=df["problem_id"].astype(str), sample_idx=df["sample_idx"].astype(int),
-                   num_tokens=df["num_tokens"].astype(int), correct=df["correct"].astype(bool),
-                   finish_reason=df["finish_reason"].astype(object).where(df["finish_reason"].notna(), None))
-    dup = df.duplicated(["problem_id", "sample_idx"], keep="first")
-    if dup.any():
-        report["duplicates"] = int(dup.sum())
-        df = df[~dup]
-    if report.get("torn_lines") or report.get("bad_lines") or report.get("duplicates"):
-        warnings.warn(f"{name}: skipped {report.get('torn_lines', 0)} torn last line(s), {report.get('bad_lines', 0)} "
-                      f"unreadable line(s) (e.g. {report.get('bad_line_examples', [])[:3]}) and "
-                      f"{report.get('duplicates', 0)} duplicate (problem_id, sample_idx) record(s)")
-    df = df.drop(columns=["_source"], errors="ignore").sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
-    report["records"] = int(len(df))
-    df.attrs["load_report"] = report
-    df.attrs["store_config"] = store_config(source) if path is not None else {}
-    return df
 
 # %% ../nbs/06_difficulty.ipynb #ef177f14
 BUCKETS = ("easy", "medium", "hard", "unsolved")

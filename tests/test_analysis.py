@@ -11,7 +11,9 @@ import pytest
 
 from o1_pruner.analysis import (add_sample_signals, analyze, analyze_cli, answers_match, bucket_table, count_markers,
                                 difficulty_bucket, first_correct_position, length_quartile_table, length_quartiles,
-                                load_samples, per_problem_stats, store_config, store_fingerprint)
+                                per_problem_stats)
+from o1_pruner.store import SampleStore, load_samples, store_config, store_fingerprint
+from o1_pruner.testing import write_store as _write
 
 
 def rec(pid, i, n, correct, completion="x", gold="4", finish="stop", extracted="4", **kw):
@@ -22,11 +24,10 @@ def rec(pid, i, n, correct, completion="x", gold="4", finish="stop", extracted="
 
 
 def write_store(path, shards, config=None, tail=""):
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "store.json").write_text(json.dumps(config or {"model": "tiny"}))
-    for k, rows in enumerate(shards):
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-        (path / f"shard-{k:05d}.jsonl").write_text(text + (tail if k == len(shards) - 1 else ""))
+    "One shard file per list of rows, through the store's writer; `tail` appended raw to the last (a torn write)."
+    for k, rows in enumerate(shards): _write(path, rows, config or {"model": "tiny"}, k, len(shards))
+    if tail:
+        with open(SampleStore(path).shard_files()[-1], "a") as f: f.write(tail)
     return path
 
 
@@ -39,19 +40,21 @@ def test_load_samples_torn_line_duplicates_and_shards(tmp_path):
     assert len(df) == 3
     assert df.set_index(["problem_id", "sample_idx"]).loc[("p1", 1), "num_tokens"] == 20
     rep = df.attrs["load_report"]
-    assert rep["torn_lines"] == 1 and rep["duplicates"] == 1 and rep["files"] == 2
-    assert store_config(store) == {"model": "tiny"}
+    assert rep["torn_lines"] == 1 and rep["duplicates"] == 1 and len(SampleStore(store).shard_files()) == 2
+    assert store_config(store)["spec"] == {"model": "tiny"}
     fp = store_fingerprint(store)
-    assert fp["records"] == 4 and len(fp["fingerprint"]) == 16  # complete lines only
+    assert fp["records"] == 3 and len(fp["fingerprint"]) == 16  # the records the reader keeps
 
 
 def test_load_samples_bad_middle_line_counted(tmp_path):
-    store = tmp_path / "s"
-    store.mkdir()
-    (store / "a.jsonl").write_text(json.dumps(rec("p", 0, 5, True)) + "\nnot json\n" + json.dumps(rec("p", 1, 6, False)) + "\n")
-    with pytest.warns(UserWarning, match="1 unreadable line.*a.jsonl:2"):
+    store = write_store(tmp_path / "s", [[rec("p", 0, 5, True)]])
+    shard = SampleStore(store).shard_files()[0]
+    with open(shard, "a") as f: f.write("not json\n" + json.dumps(rec("p", 1, 6, False)) + "\n")
+    with pytest.warns(UserWarning, match="1 corrupt line.*samples-000-of-001.jsonl:2"):
+        recs = SampleStore(store).records()
+    with pytest.warns(UserWarning, match="1 corrupt line"):
         df = load_samples(store)
-    assert len(df) == 2 and df.attrs["load_report"]["bad_lines"] == 1
+    assert len(recs) == len(df) == 2 and df.attrs["load_report"]["bad_lines"] == 1
 
 
 def test_load_samples_other_sources_and_errors(tmp_path):
@@ -64,10 +67,8 @@ def test_load_samples_other_sources_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_samples(tmp_path / "nope")
 
-    class FakeStore:  # a SampleStore-like object: read through its folder
-        def __init__(self, path): self.path = path
     store = write_store(tmp_path / "s", [rows])
-    assert len(load_samples(FakeStore(store))) == 2
+    assert len(load_samples(SampleStore(store))) == 2
 
 
 def test_buckets_and_edges():

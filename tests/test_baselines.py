@@ -11,7 +11,8 @@ import yaml
 
 from o1_pruner import baselines as bl
 from o1_pruner.data import SPEED_SUFFIXES
-from o1_pruner.evaluate import read_store, write_store
+from o1_pruner.store import load_samples as read_store
+from o1_pruner.testing import write_store
 
 RECIPES = Path(bl.__file__).parent / "recipes"
 
@@ -34,7 +35,7 @@ def store(tmp_path):
         rec("e", 0, 10, True), rec("e", 1, 10, True),  # equal lengths: no pair with min_length_gap=1
         rec("f", 0, 50, True), rec("f", 1, 20, False),  # only the longest is correct: no shorter correct sample
     ]
-    return write_store(tmp_path / "store", records, config={"model": "none"})
+    return write_store(tmp_path / "store", records, {"model": "none"})
 
 
 def test_shortest_correct(store):

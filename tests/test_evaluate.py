@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from o1_pruner import evaluate as ev
+from o1_pruner.store import SampleStore, load_samples
+from o1_pruner.testing import demo_samples, write_store
 
 
 # --- AES: the paper's cells -------------------------------------------------------------------------------------
@@ -65,14 +67,10 @@ def test_avg_at_k_on_hand_made_store(tmp_path):
     table = {"a": [1, 1, 1], "b": [1, 0, 0], "c": [0, 0, 1], "d": [0, 0, 0]}
     recs = [_rec(p, s, bool(c), tokens=10 * (s + 1), finish="length" if p == "d" else "stop")
             for p, cs in table.items() for s, c in enumerate(cs)]
-    store = tmp_path / "store"
-    store.mkdir()
-    with (store / "shard-0.jsonl").open("w") as f:
-        for r in recs[:6]: f.write(json.dumps(r) + "\n")
-    with (store / "shard-1.jsonl").open("w") as f:
-        for r in recs[6:]: f.write(json.dumps(r) + "\n")
-        f.write(json.dumps(_rec("a", 0, True, tokens=10)) + "\n")  # duplicate record: the newest wins, not double counted
-    df = ev.read_store(store)
+    store = write_store(tmp_path / "store", recs[:6], shard=0, num_shards=2)
+    write_store(store, recs[6:] + [_rec("a", 0, False, tokens=99)], shard=1, num_shards=2)  # a duplicate: the first counts
+    with pytest.warns(UserWarning, match="1 duplicate"):
+        df = load_samples(store)
     assert len(df) == 12
     m = ev.store_metrics(df, dict(wall_time_s=2.0, generated_tokens=240))
     assert m["accuracy"] == pytest.approx(100 * 5 / 12)
@@ -88,18 +86,14 @@ def test_avg_at_k_on_hand_made_store(tmp_path):
     assert m["tokens_per_s"] == pytest.approx(120.0)
 
 
-def test_read_store_errors_name_file_and_line(tmp_path):
-    store = tmp_path / "s"
-    store.mkdir()
-    (store / "x.jsonl").write_text(json.dumps(_rec("a", 0, True)) + "\n" + json.dumps({"problem_id": "b"}) + "\n")
-    with pytest.raises(ValueError, match=r"x.jsonl: line 2 lacks field"):
-        ev.read_store(store)
-    (store / "x.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="line 1 is not valid JSON"):
-        ev.read_store(store)
-    (store / "x.jsonl").write_text(json.dumps(_rec("a", 0, True)) + "\n" + '{"problem_id": "b", "sam')  # cut mid-write
-    with pytest.warns(UserWarning, match="incomplete last line"):
-        assert len(ev.read_store(store)) == 1
+def test_stores_are_read_by_the_one_rule(tmp_path):
+    store = write_store(tmp_path / "s", [_rec("a", 0, True)])
+    with open(SampleStore(store).shard_files()[0], "a") as f:
+        f.write(json.dumps({"problem_id": "b"}) + "\n{not json\n" + '{"problem_id": "b", "sam')   # 2 corrupt, 1 torn
+    with pytest.warns(UserWarning, match=r"1 torn last line.*2 corrupt line\(s\) \(first at .*samples-000-of-001.jsonl:2\)"):
+        assert len(SampleStore(store).records()) == 1
+    with pytest.warns(UserWarning, match="1 torn last line"):
+        assert len(load_samples(store)) == 1
 
 
 # --- reports from hand-made stores -------------------------------------------------------------------------------
@@ -115,7 +109,7 @@ def _make_run(run_dir, protocol="greedy"):
     for (m, d), rows in spec.items():
         recs = [_rec(f"{d}-{i}", 0, c, t, "length" if (m, d, i) == ("pruned", "dsB", 3) else "stop", problem="x" * (10 + i))
                 for i, (c, t) in enumerate(rows)]
-        ev.write_store(run_dir / "stores" / m / d / protocol, recs, dict(model=m))
+        write_store(run_dir / "stores" / m / d / protocol, recs, dict(model=m))
     return spec
 
 
@@ -153,7 +147,7 @@ def test_report_from_hand_made_stores(tmp_path):
 def test_report_keeps_only_problems_shared_by_all_models(tmp_path):
     run = tmp_path / "run"
     _make_run(run)
-    ev.write_store(run / "stores" / "base" / "dsA" / "greedy", [_rec("extra", 0, True, 1000)])
+    write_store(run / "stores" / "base" / "dsA" / "greedy", [_rec("extra", 0, True, 1000)])
     res = ev.report_from_stores(run, base="base", plots=False)
     assert res["metrics"]["base"]["dsA"]["n_problems"] == 5
     assert res["metrics"]["base"]["dsA"]["mean_tokens"] == 100
@@ -177,11 +171,11 @@ def test_other_finish_reasons_are_read_counted_and_noted(tmp_path):
     """A store with vLLM's "abort" or a null finish reason is scored, not refused; the report counts them."""
     run = tmp_path / "run"
     _make_run(run)
-    shard = run / "stores" / "pruned" / "dsA" / "greedy" / "shard-00000.jsonl"
+    shard = SampleStore(run / "stores" / "pruned" / "dsA" / "greedy").shard_files()[0]
     recs = [json.loads(line) for line in shard.read_text().splitlines()]
     recs[1]["finish_reason"], recs[2]["finish_reason"] = "abort", None
     shard.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    df = ev.read_store(shard.parent)
+    df = load_samples(shard.parent)
     assert df["finish_reason"].eq("abort").sum() == 1 and df["finish_reason"].isna().sum() == 1
     m = ev.store_metrics(df)
     assert m["unfinished_rate"] == pytest.approx(2 / 5) and m["truncation_rate"] == 0 and m["accuracy"] == 80
@@ -193,7 +187,7 @@ def test_other_finish_reasons_are_read_counted_and_noted(tmp_path):
 
 
 def test_difficulty_rules():
-    df = ev.demo_samples(n_problems=9, k=2)
+    df = demo_samples(n_problems=9, k=2)
     d, rule = ev.add_difficulty(df, "base", "length")
     assert rule == "length" and set(d["difficulty"]) == {"short", "medium", "long"}
     d, rule = ev.add_difficulty(df.assign(level="Level 3"), "base")
@@ -235,7 +229,7 @@ def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, mon
     res = ev.evaluate(config=cfg)
     for m in ("base", "same"):
         store = run / "stores" / m / "gsm8k-test" / "greedy"
-        df = ev.read_store(store)
+        df = load_samples(store)
         assert len(df) == 3 and set(df.sample_idx) == {0}
         assert (df.num_tokens <= 16).all() and df.finish_reason.isin(["stop", "length"]).all()
         assert (store / "store.json").is_file()
@@ -261,7 +255,7 @@ def test_evaluate_tiny_model_end_to_end_and_resume(tmp_path, tiny_model_dir, mon
     # a larger limit generates only the missing problems
     monkeypatch.undo()
     ev.evaluate(config=ev.EvalConfig(**{**cfg.__dict__, "limit": 4, "models": [f"base={tiny_model_dir}"]}))
-    df = ev.read_store(run / "stores" / "base" / "gsm8k-test" / "greedy")
+    df = load_samples(run / "stores" / "base" / "gsm8k-test" / "greedy")
     assert len(df) == 4
     # changed generation settings in the same store are refused
     with pytest.raises(ValueError, match="different configuration"):
@@ -337,8 +331,8 @@ def test_each_model_generates_in_its_own_process(tmp_path, tiny_model_dir, other
     assert _report_without_times(procs) == _report_without_times(ins)
     pids = []
     for m in ("base", "other"):
-        a = ev.read_store(ins / "stores" / m / "gsm8k-test" / "greedy")
-        b = ev.read_store(procs / "stores" / m / "gsm8k-test" / "greedy")
+        a = load_samples(ins / "stores" / m / "gsm8k-test" / "greedy")
+        b = load_samples(procs / "stores" / m / "gsm8k-test" / "greedy")
         assert a["completion"].tolist() == b["completion"].tolist() and len(b) == 3
         t_in = json.loads((ins / "stores" / m / "gsm8k-test" / "greedy.timing.json").read_text())
         t_proc = json.loads((procs / "stores" / m / "gsm8k-test" / "greedy.timing.json").read_text())

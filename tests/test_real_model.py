@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from o1_pruner.sampling import SampleStore
+from o1_pruner.store import SampleStore
 from o1_pruner.testing import real_model_pipeline, smollm2_dir
 
 

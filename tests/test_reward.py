@@ -16,6 +16,8 @@ from o1_pruner.reward import (BuildDatasetConfig, PromptTooLong, RewardConfig, b
                               save_rewarded_dataset, score_reference_logprobs, sequence_logprobs, store_model,
                               tokenize_example)
 from conftest import make_tiny_model
+from o1_pruner.store import SampleStore
+from o1_pruner.testing import write_store
 
 EOS = "<|im_end|>"
 
@@ -217,9 +219,7 @@ def test_config_validation():
 
 
 def test_save_manifest(tmp_path):
-    store = tmp_path / "store"; store.mkdir()
-    (store / "store.json").write_text(json.dumps({"model": "m"}))
-    (store / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in frame(SPEC).to_dict("records")))
+    store = write_store(tmp_path / "store", frame(SPEC).to_dict("records"), {"model": "m"})
     ds = build_rewarded_dataset(store, RewardConfig(eos_text=EOS), verbose=False)
     save_rewarded_dataset(ds, tmp_path / "out", source=store)
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -352,8 +352,8 @@ def test_score_reference_prompt_too_long(tiny64, char_tokenizer):
 
 def test_build_dataset_cli_end_to_end(tmp_path, tiny_model_dir, capsys):
     store = tmp_path / "store"; store.mkdir()
-    (store / "store.json").write_text(json.dumps({"model": str(tiny_model_dir)}))
-    (store / "shard-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in frame(SPEC).to_dict("records")) + '{"torn')
+    write_store(store, frame(SPEC).to_dict("records"), {"model": str(tiny_model_dir)})
+    with open(SampleStore(store).shard_files()[0], "a") as f: f.write('{"torn')
     out = tmp_path / "rewarded"
     from o1_pruner.cli import main
     with pytest.warns(UserWarning, match="torn"):

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from o1_pruner.store import load_samples
+
 from o1_pruner.backends import (Completion, GenParams, Request, TransformersBackend, chunk_requests,
                                 completions_from_request_output, count_thinking_tokens, cut_at_eos, eos_token_ids,
                                 resolve_tensor_parallel, shard_indices, vllm_sampling_kwargs)
 from o1_pruner.config import ConfigError, list_recipes, parse_config
-from o1_pruner.sampling import (SampleConfig, SampleStore, StoreMismatch, sample, split_completion, store_spec,
+from o1_pruner.store import SampleStore, StoreMismatch
+from o1_pruner.sampling import (SampleConfig, sample, split_completion, store_spec,
                                 summarize, thinking_tokens)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +62,7 @@ def test_k_samples_per_problem_and_roundtrip(small_store):
     cfg, store = small_store
     keys = _keys(store)
     assert sorted(keys) == [(f"p{i}", j) for i in range(4) for j in range(3)]
-    assert len(store) == 12 and sorted(store.problem_ids()) == ["p0", "p1", "p2", "p3"]
+    assert len(store) == 12 and sorted(store.index()) == ["p0", "p1", "p2", "p3"]
     df, ds = store.to_pandas(), store.to_dataset()
     assert list(df.columns) == list(ds.column_names) and len(ds) == 12
     assert ds["completion"] == df["completion"].tolist() and ds["num_tokens"] == df["num_tokens"].tolist()
@@ -143,7 +146,7 @@ def test_torn_and_duplicate_lines(tmp_path):
 def test_second_writer_on_same_shard_is_refused(tmp_path):
     store = SampleStore(tmp_path)
     with store.writer():
-        with pytest.raises(RuntimeError, match="another process"):
+        with pytest.raises(StoreMismatch, match="another process"):
             store.writer()
 
 
@@ -355,8 +358,8 @@ def test_unfinished_samples_are_recorded_and_graded_wrong(monkeypatch, tiny_mode
     from o1_pruner.analysis import analyze
     summ = analyze(store.path)["summary"]
     assert summ["other_finish_reasons"] == {"None": 3, "abort": 3} and summ["truncation_rate"] == 0
-    from o1_pruner.evaluate import read_store, store_metrics
-    m = store_metrics(read_store(store.path))
+    from o1_pruner.evaluate import store_metrics
+    m = store_metrics(load_samples(store.path))
     assert m["unfinished_rate"] == pytest.approx(2 / 3) and m["truncation_rate"] == 0
 
 
