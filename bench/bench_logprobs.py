@@ -14,7 +14,7 @@ import time
 def run(variant, a):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    from o1_pruner.reward import sequence_logprobs
+    from o1_pruner.tokens import sequence_logprobs
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
     torch.manual_seed(0)

@@ -69,7 +69,7 @@ def full_logits_logprobs(model, input_ids, attention_mask, response_mask, chunk_
 def run_variant(variant, a):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    from o1_pruner.reward import sequence_logprobs
+    from o1_pruner.tokens import sequence_logprobs
     from o1_pruner.train import o1_pruner_loss
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ Rows (each wrapped: a failing row records its error and the others still run):
                                 logged step-0 `ratio` (1 within 1e-4 when attention is padding-invariant)
   train-{padded,packed}-{cached,online}[-ckpt]
                                 O1PrunerTrainer steps (bf16 mixed precision, fused AdamW), timed with CUDA sync
-                                after warm-up; `MethodArguments(packing=True)` for packed; gradient checkpointing
+                                after warm-up; `O1PrunerConfig(packing=True)` for packed; gradient checkpointing
   score-bf16 / score-fp32-autocast
                                 `score_reference_logprobs` throughput (tokens/s of prompt + response)
   generate-transformers / generate-vllm
@@ -151,7 +151,8 @@ class Ctx:
         "The batch's rows scored by `score_reference_logprobs` under the trainer's numerics, then tokenised for it."
         if self.prepared is None:
             import datasets
-            from o1_pruner.reward import model_numerics, score_reference_logprobs
+            from o1_pruner.reward import score_reference_logprobs
+            from o1_pruner.tokens import model_numerics
             from o1_pruner.train import prepare_rewarded_dataset
             ds = datasets.Dataset.from_list(self.rows)
             s = self.shape
@@ -194,18 +195,16 @@ def step_timer(ctx:Ctx):
 def run_trainer(ctx:Ctx, model, ds, packed:bool, online:bool, ckpt:bool, max_steps:int):
     "Train `model` on the batch for `max_steps` with the library's trainer, collator and arguments."
     from transformers.trainer_callback import PrinterCallback
-    from o1_pruner.train import MethodArguments, O1PrunerTrainer, O1TrainingArguments, RewardedCollator
-    args = O1TrainingArguments(
+    from o1_pruner.train import O1PrunerConfig, O1PrunerTrainer
+    args = O1PrunerConfig(
         output_dir=tempfile.mkdtemp(prefix="gpu_check_"), use_cpu=ctx.dev == "cpu", bf16=True,
         per_device_train_batch_size=len(ds), max_steps=max_steps, learning_rate=1e-6, lr_scheduler_type="constant",
         optim="adamw_torch_fused" if ctx.dev == "cuda" else "adamw_torch", logging_steps=1, save_strategy="no",
-        report_to=[], disable_tqdm=True, gradient_checkpointing=ckpt, dataloader_num_workers=0, seed=0)
+        report_to=[], disable_tqdm=True, gradient_checkpointing=ckpt, dataloader_num_workers=0, seed=0,
+        packing=packed, ref_source="online" if online else "dataset")
     ref = copy.deepcopy(model) if online else None
     timer = step_timer(ctx)
-    tr = O1PrunerTrainer(model=model, args=args, train_dataset=ds, callbacks=[timer],
-                         data_collator=RewardedCollator(ctx.tok.pad_token_id, packing=packed),
-                         method_args=MethodArguments(packing=packed), ref_model=ref,
-                         ref_source="online" if online else "dataset")
+    tr = O1PrunerTrainer(model, args=args, train_dataset=ds, callbacks=[timer], processing_class=ctx.tok, ref_model=ref)
     tr.remove_callback(PrinterCallback)
     ctx.reset_peak()
     tr.train()
@@ -218,7 +217,8 @@ def logged(tr) -> list[dict]:
 
 def row_step0(ctx:Ctx, packed:bool) -> dict:
     "Step-0 ratio: ref_logp scored in the trainer's numerics, then one trainer step; its logged ratio."
-    from o1_pruner.train import check_numerics, training_numerics
+    from o1_pruner.models import training_numerics
+    from o1_pruner.train import check_numerics
     model = ctx.model()
     ds = ctx.training_rows(model)
     same = ctx.weights_sum == ctx.scored_weights
@@ -418,8 +418,8 @@ def footer(ctx:Ctx, results:list[dict]) -> list[str]:
 
 def table(ctx:Ctx, results:list[dict], header:str) -> str:
     "The one table: row, step time, real tokens/s, peak GiB, MFU, and a note (ratio, padding, error or skip)."
-    from o1_pruner.train import MethodArguments
-    s, chunk = ctx.shape, MethodArguments().logprob_chunk_size
+    from o1_pruner.train import O1PrunerConfig
+    s, chunk = ctx.shape, O1PrunerConfig.logprob_chunk_size
     w = max(len(r["label"]) for r in results) if results else 10
     out = [header, f"| {'row':<{w}} | {'step s':>7} | {'real tok/s':>10} | {'peak GiB':>8} | {'MFU':>6} | note",
            f"|{'-' * (w + 2)}|{'-' * 9}|{'-' * 12}|{'-' * 10}|{'-' * 8}|------"]

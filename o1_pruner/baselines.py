@@ -17,13 +17,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .store import load_samples, store_model
+from .config import ConfigError, parse_config
 from .data import SPEED_SUFFIXES, training_messages
+from .models import ModelArguments, TrainingConfig, check_launch, load_policy, merge_lora
+from .store import load_samples, store_model
+from .tokens import BatchCollator, PromptTooLong, tokenize_example
 
 # %% auto #0
 __all__ = ['REJECTED_MODES', 'BASELINE_TRAIN_METHODS', 'PROMPT_LABELS', 'shortest_correct', 'dpo_pairs', 'sft_dataset',
-           'dpo_dataset', 'tokenize_sft', 'tokenize_dpo', 'BaselineArguments', 'SFTCollator', 'train_baseline',
-           'requested_method', 'baseline_cli', 'comparison_models', 'fast_prompt_eval']
+           'dpo_dataset', 'tokenize_sft', 'tokenize_dpo', 'BaselineArguments', 'train_baseline', 'baseline_cli',
+           'comparison_models', 'fast_prompt_eval']
 
 # %% ../nbs/10_baselines.ipynb #78015faa
 def _eligible(g:pd.DataFrame) -> pd.Series:
@@ -177,13 +180,11 @@ def tokenize_sft(ds, # output of `sft_dataset`
                  enable_thinking:bool|None=None, # chat-template flag (Qwen3)
                 ):
     "input_ids / labels (-100 on the prompt) / length rows for causal-LM fine-tuning; drops (and reports) prompts that fill the cutoff."
-    from o1_pruner.reward import PromptTooLong, tokenize_example
     rows, dropped = [], []
     for i, r in enumerate(ds):
         try: t = tokenize_example(tokenizer, r["messages"], r["completion"], cutoff_len, enable_thinking)
         except PromptTooLong: dropped.append(i); continue
-        ids, m = t["input_ids"], t["response_mask"]
-        rows.append(dict(input_ids=ids, labels=[x if k else -100 for x, k in zip(ids, m)], length=len(ids),
+        rows.append(dict(input_ids=t["input_ids"], response_mask=t["response_mask"], length=len(t["input_ids"]),
                          problem_id=r["problem_id"]))
     return _finish_tokenized(rows, dropped, len(ds), cutoff_len)
 
@@ -193,7 +194,6 @@ def tokenize_dpo(ds, # output of `dpo_dataset`
                  enable_thinking:bool|None=None, # chat-template flag (Qwen3)
                 ):
     "TRL's pre-tokenised preference rows: prompt_ids, chosen_ids, rejected_ids (+ length); drops (and reports) prompts that fill the cutoff."
-    from o1_pruner.reward import PromptTooLong, tokenize_example
     rows, dropped = [], []
     for i, r in enumerate(ds):
         try:
@@ -244,21 +244,6 @@ class BaselineArguments:
         if self.beta <= 0: raise ValueError(f"beta must be > 0, got {self.beta}")
 
 # %% ../nbs/10_baselines.ipynb #f58a3b2e
-@dataclass
-class SFTCollator:
-    "Right-pads input_ids (pad id), attention_mask and labels (-100)."
-    pad_token_id:int
-    def __call__(self, rows:list[dict]) -> dict:
-        import torch
-        T = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), T), self.pad_token_id, dtype=torch.long)
-        lab = torch.full((len(rows), T), -100, dtype=torch.long)
-        am = torch.zeros((len(rows), T), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.tensor(r["input_ids"]); lab[i, :n] = torch.tensor(r["labels"]); am[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": am, "labels": lab}
-
 def _store_df(store, max_problems:int|None):
     df = load_samples(store)
     if max_problems:
@@ -285,29 +270,27 @@ def _dpo_trainer_class():
     return StoreDPOTrainer
 
 def _training_args(training_args, output_dir):
-    from o1_pruner.train import O1TrainingArguments
     if training_args is None: training_args = {}
     if isinstance(training_args, dict):
         kw = dict(training_args)
         kw["output_dir"] = str(output_dir or kw.get("output_dir") or "")
         if not kw["output_dir"]: raise ValueError("output_dir is required")
-        return O1TrainingArguments(**kw)
+        return TrainingConfig(**kw)
     if output_dir is not None and str(output_dir) != str(training_args.output_dir):
         training_args = dataclasses.replace(training_args, output_dir=str(output_dir))
     return training_args
 
 def train_baseline(method:str, # "sft-shortest" or "dpo"
                    store_dir, # sample store folder (stage 1) or a DataFrame of samples
-                   model=None, # model path / Hub name, or an `o1_pruner.train.ModelArguments` (default: the store's model)
+                   model=None, # model path / Hub name, or `ModelArguments` (default: the store's model)
                    output_dir:str|Path|None=None, # checkpoint folder (default: training_args.output_dir)
-                   training_args=None, # `TrainingArguments` (e.g. `O1TrainingArguments`) or a dict of its fields
+                   training_args=None, # `TrainingArguments` (e.g. `TrainingConfig`) or a dict of its fields
                    baseline_args:BaselineArguments|None=None, # data/loss options (else defaults + `overrides`)
                    callbacks:list|None=None, # extra Trainer callbacks
                    **overrides, # BaselineArguments fields, e.g. n_shortest=2, rejected="longest_incorrect"
                   ):
     "Train the SFT-shortest or DPO baseline from a sample store; saves the model, tokenizer and `o1_pruner_train.json`; returns the trainer."
     from transformers import Trainer
-    from o1_pruner.train import ModelArguments, load_model_for_training, merge_lora
     bargs = dataclasses.replace(baseline_args or BaselineArguments(method=method), method=method, **overrides)
     if isinstance(model, ModelArguments): margs = model
     else:
@@ -315,16 +298,16 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
             model = store_model(store_dir) if isinstance(store_dir, (str, Path)) else None
             if model is None: raise ValueError("no model given and the store's store.json names none")
         margs = ModelArguments(model_name_or_path=str(model))
-    if margs.ref_source != "dataset": margs = dataclasses.replace(margs, ref_source="dataset")  # DPO handles its reference itself
     targs = _training_args(training_args, output_dir)
     df = _store_df(store_dir, bargs.max_problems)
-    tokenizer, net, _ = load_model_for_training(margs, targs)
+    check_launch(targs)
+    tokenizer, net = load_policy(margs, targs)
     eos = bargs.eos_text if bargs.eos_text is not None else tokenizer.eos_token
     if bargs.method == "sft-shortest":
         data = sft_dataset(df, bargs.n_shortest, eos, bargs.system)
         with targs.main_process_first(desc="tokenising"):
             tok = tokenize_sft(data, tokenizer, bargs.cutoff_len, bargs.enable_thinking)
-        trainer = Trainer(model=net, args=targs, train_dataset=tok, data_collator=SFTCollator(tokenizer.pad_token_id),
+        trainer = Trainer(model=net, args=targs, train_dataset=tok, data_collator=BatchCollator(tokenizer.pad_token_id, labels=True),
                           processing_class=tokenizer, callbacks=callbacks)
     else:
         data = dpo_dataset(df, bargs.n_chosen, bargs.rejected, bargs.min_length_gap, eos, bargs.system)
@@ -349,29 +332,11 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
     return trainer
 
 # %% ../nbs/10_baselines.ipynb #005c20ec
-def requested_method(argv:Sequence[str]|None, # command-line arguments of `o1-pruner train`
-                    ) -> str|None:
-    "The `--method` a command line asks for (flag, else its recipe's), or None: lets `o1-pruner train` route baselines here."
-    from o1_pruner.config import load_recipe
-    argv = list(sys.argv[1:] if argv is None else argv)
-    method = None
-    for i, a in enumerate(argv):
-        key, eq, val = a.partition("=")
-        if key in ("--config", "--recipe"):
-            val = val if eq else (argv[i + 1] if i + 1 < len(argv) else None)
-            if val: method = load_recipe(val).get("method", method)
-    for i, a in enumerate(argv):
-        key, eq, val = a.partition("=")
-        if key == "--method": method = val if eq else (argv[i + 1] if i + 1 < len(argv) else None)
-    return method
-
 def baseline_cli(argv:Sequence[str]|None=None, # arguments after `o1-pruner train`
                 ) -> int:
     "`o1-pruner train --method sft-shortest|dpo`: train a paper baseline from a sample store (recipe YAML + flags)."
-    from o1_pruner.config import ConfigError, parse_config
-    from o1_pruner.train import ModelArguments, O1TrainingArguments
     try:
-        margs, bargs, targs = parse_config([ModelArguments, BaselineArguments, O1TrainingArguments], argv,
+        margs, bargs, targs = parse_config([ModelArguments, BaselineArguments, TrainingConfig], argv,
                                            prog="o1-pruner train", description="Paper baselines: SFT on the shortest correct solutions, or DPO.")
     except FileNotFoundError as e: raise ConfigError(str(e)) from e
     if not bargs.store_dir: raise ConfigError("--store_dir (a sample store folder) is required")

@@ -1,20 +1,17 @@
-"""The `o1-pruner` command: one subcommand per pipeline stage."""
+"""The `o1-pruner` command: one subcommand per pipeline stage (`o1_pruner.stages`), plus `grade` and `demo`."""
 from __future__ import annotations
 
-import importlib
 import sys
 
+from . import demo, grading
 from .config import ConfigError
+from .stages import STAGES
 
-# subcommand -> ("module:function", one-line help); each function takes argv (list[str]) and returns an exit code
+# subcommand -> (function of its arguments returning an exit code, one-line help)
 COMMANDS = {
-    "grade": ("o1_pruner.grading:grade_cli", "grade a file of model responses against a dataset's gold answers"),
-    "sample": ("o1_pruner.sampling:sample_cli", "stage 1: pre-sample K solutions per problem into a sample store"),
-    "analyze": ("o1_pruner.analysis:analyze_cli", "stage 2: difficulty analysis of a sample store (tables + plots)"),
-    "build-dataset": ("o1_pruner.reward:build_dataset_cli", "stage 3: length-harmonizing rewards + reference log-probs"),
-    "train": ("o1_pruner.train:train_cli", "stage 4: length-harmonizing fine-tuning (and the paper's baselines)"),
-    "evaluate": ("o1_pruner.evaluate:evaluate_cli", "stage 5: accuracy / tokens / AES of models on test sets"),
-    "demo": ("o1_pruner.demo:demo_cli", "run all five stages on the embedded CPU default and write a report"),
+    "grade": (grading.grade_cli, "grade a file of model responses against a dataset's gold answers"),
+    **STAGES,
+    "demo": (demo.demo_cli, "run all five stages on the embedded CPU default and write a report"),
 }
 
 
@@ -25,7 +22,7 @@ def _usage() -> str:
 
 
 def main(argv=None) -> int:
-    """Entry point of the `o1-pruner` console script."""
+    "Entry point of the `o1-pruner` console script."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -38,11 +35,8 @@ def main(argv=None) -> int:
     if cmd not in COMMANDS:
         print(f"o1-pruner: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    target, _ = COMMANDS[cmd]
-    mod_name, fn_name = target.split(":")
-    fn = getattr(importlib.import_module(mod_name), fn_name)
     try:
-        return int(fn(rest) or 0)
+        return int(COMMANDS[cmd][0](rest) or 0)
     except ConfigError as e:
         print(f"o1-pruner {cmd}: configuration error: {e}", file=sys.stderr)
         return 2

@@ -145,11 +145,13 @@ def build_dataset(store:Path, model:str, out:Path, variant:str, cfg:DemoConfig) 
     "Stage 3: rewards, advantages and reference log-probs scored once."
     from transformers import AutoTokenizer
     from o1_pruner.reward import RewardConfig, build_rewarded_dataset, save_rewarded_dataset, score_reference_logprobs
+    from o1_pruner.tokens import tokenization_signature
     tok = AutoTokenizer.from_pretrained(model)
     rcfg = RewardConfig(system=None, seed=cfg.seed, **VARIANTS[variant]["reward"])
     ds = build_rewarded_dataset(store, rcfg, tok)
     ds = score_reference_logprobs(ds, model, tok, cutoff=cfg.max_tokens + 64, batch_size=64, cache_dir=out / "ref_logp_cache")
-    save_rewarded_dataset(ds, out, source=store, extra={"reference_model": str(model), "cutoff": cfg.max_tokens + 64})
+    save_rewarded_dataset(ds, out, source=store, extra={"reference_model": str(model), "cutoff": cfg.max_tokens + 64,
+                          "tokenization": tokenization_signature(tok, cfg.max_tokens + 64, None)})
     return {"rows": len(ds), "advantage_mean": float(sum(ds["advantage"]) / len(ds))}
 
 # %% ../nbs/12_demo.ipynb #79812362
@@ -163,8 +165,8 @@ def validation_eval_fn(problems:Path, cfg:DemoConfig):
     return greedy_eval_fn(pairs, is_correct, max_new_tokens=cfg.max_tokens, batch_size=cfg.sample_batch_size)
 
 def _training_args(out:Path, cfg:DemoConfig, lr:float, **kw):
-    from o1_pruner.train import O1TrainingArguments
-    return O1TrainingArguments(output_dir=str(out), use_cpu=True, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+    from o1_pruner.train import O1PrunerConfig
+    return O1PrunerConfig(output_dir=str(out), use_cpu=True, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
                                learning_rate=lr, lr_scheduler_type="constant_with_warmup", warmup_steps=min(10, cfg.max_steps // 10),
                                weight_decay=0.0, max_grad_norm=1.0, logging_steps=max(1, cfg.max_steps // 10), save_strategy="no",
                                report_to=[], seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=False, **kw)
@@ -173,13 +175,15 @@ def finetune(model:str, dataset:Path, out:Path, variant:str, val_problems:Path, 
              baseline_accuracy:float|None=None, # selection compares with this validation accuracy (later rounds: the original reference's)
             ) -> dict:
     "Stage 4: the O1-Pruner trainer with one variant's options; returns the folder of the model to evaluate."
-    from o1_pruner.train import DataArguments, MethodArguments, ModelArguments, train_o1_pruner
+    from o1_pruner.models import ModelArguments
+    from o1_pruner.train import DataArguments, train_o1_pruner
     v = VARIANTS[variant]
-    margs = MethodArguments(**v["method"], select_eval_steps=cfg.select_every, select_tolerance=cfg.select_tolerance,
-                            select_baseline_accuracy=baseline_accuracy)
+    targs = _training_args(out, cfg, cfg.learning_rate, **v["method"], select_eval_steps=cfg.select_every,
+                           select_tolerance=cfg.select_tolerance, select_baseline_accuracy=baseline_accuracy,
+                           cutoff_len=cfg.max_tokens + 64)
     eval_fn = validation_eval_fn(val_problems, cfg) if v["select"] else None
-    trainer = train_o1_pruner(ModelArguments(model_name_or_path=str(model)), DataArguments(dataset_dir=str(dataset), cutoff_len=cfg.max_tokens + 64),
-                              margs, _training_args(out, cfg, cfg.learning_rate), eval_fn=eval_fn)
+    trainer = train_o1_pruner(ModelArguments(model_name_or_path=str(model)), DataArguments(dataset_dir=str(dataset)),
+                              targs, eval_fn=eval_fn)
     best = out / "best"
     chosen = best if best.exists() else out
     sel = json.loads((out / "selection.json").read_text()) if (out / "selection.json").exists() else None

@@ -26,15 +26,15 @@ import pandas as pd
 
 from .backends import other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
+from .models import is_lora_adapter, merge_lora
 from .store import SampleStore, load_samples
 
 # %% auto #0
 __all__ = ['AES_VARIANTS', 'aes', 'accuracy_stats', 'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens',
            'add_difficulty', 'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution',
-           'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'is_lora_adapter',
-           'merge_lora_adapter', 'eval_store_config', 'generate_for_eval', 'ModelProcessError', 'run_in_process',
-           'generate_model_stores', 'EvalConfig', 'model_speed_map', 'config_command', 'use_model_processes',
-           'evaluate', 'evaluate_cli']
+           'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'merge_lora_adapter',
+           'eval_store_config', 'generate_for_eval', 'ModelProcessError', 'run_in_process', 'generate_model_stores',
+           'EvalConfig', 'model_speed_map', 'config_command', 'use_model_processes', 'evaluate', 'evaluate_cli']
 
 # %% ../nbs/09_evaluation.ipynb #28ef6b4b
 AES_VARIANTS = ("written", "table")
@@ -475,29 +475,14 @@ def parse_specs(items:Sequence[str]|dict, # `label=path` strings, bare paths/nam
         out[lab] = str(p)
     return out
 
-def is_lora_adapter(path:str|Path) -> bool:
-    "Whether `path` is a local PEFT/LoRA adapter folder (has adapter_config.json)."
-    return (Path(path)/"adapter_config.json").is_file()
-
 def merge_lora_adapter(adapter_dir:str|Path, # LoRA adapter folder
                        out_dir:str|Path, # where to save the merged checkpoint (reused if complete)
                        base_model:str|None=None, # base model (default: adapter_config's base_model_name_or_path)
                       ) -> Path:
-    "Merge a LoRA adapter into its base model and save model + tokenizer to `out_dir` (skipped if already there)."
+    "`models.merge_lora` into `out_dir`, once: a complete merge from an earlier run is reused."
     out_dir = Path(out_dir)
     if (out_dir/"config.json").exists() and (out_dir/".merged").exists(): return out_dir
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    acfg = json.loads((Path(adapter_dir)/"adapter_config.json").read_text())
-    base_model = base_model or acfg.get("base_model_name_or_path")
-    if not base_model: raise ValueError(f"{adapter_dir}/adapter_config.json names no base_model_name_or_path; pass base_model=")
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto")
-    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tok_src = adapter_dir if (Path(adapter_dir)/"tokenizer_config.json").exists() else base_model
-    AutoTokenizer.from_pretrained(tok_src).save_pretrained(out_dir)
+    merge_lora(adapter_dir, out_dir, base_model)
     (out_dir/".merged").write_text(json.dumps(dict(adapter=str(adapter_dir), base=str(base_model))))
     return out_dir
 

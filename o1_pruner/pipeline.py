@@ -11,7 +11,6 @@ temporary folder, and runs missing earlier stages itself.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import tempfile
 from pathlib import Path
@@ -20,12 +19,10 @@ from typing import Any
 import yaml
 
 from .config import RECIPE_DIR, ConfigError, load_recipe
+from .stages import STAGES as STAGE_TABLE, run_stage
 
 PIPELINE_DIR = RECIPE_DIR / "pipelines"
-STAGES = ("sample", "analyze", "build-dataset", "train", "evaluate")
-STAGE_ENTRY = {"sample": "o1_pruner.sampling:sample_cli", "analyze": "o1_pruner.analysis:analyze_cli",
-               "build-dataset": "o1_pruner.reward:build_dataset_cli", "train": "o1_pruner.train:train_cli",
-               "evaluate": "o1_pruner.evaluate:evaluate_cli"}
+STAGES = tuple(STAGE_TABLE)
 STAGE_DIRS = {"sample": "samples", "analyze": "analysis", "build-dataset": "rewarded", "train": "checkpoint", "evaluate": "eval"}
 STAGE_NOTEBOOKS = {"sample": "05_presampling", "analyze": "06_difficulty", "build-dataset": "07_reward",
                    "train": "08_finetune", "evaluate": "09_evaluation"}
@@ -192,8 +189,7 @@ class Pipeline:
         if threads:
             import torch
             torch.set_num_threads(int(threads))
-        mod, _, fn = STAGE_ENTRY[stage].partition(":")
-        rc = getattr(importlib.import_module(mod), fn)(["--recipe", str(conf)])
+        rc = run_stage(stage, ["--recipe", str(conf)])
         if rc: raise RuntimeError(f"stage {stage!r} failed (exit code {rc}); its configuration: {conf}")
         self._marker(stage).parent.mkdir(parents=True, exist_ok=True)
         self._marker(stage).write_text(json.dumps({"config": cfg}, default=str, indent=1))

@@ -28,13 +28,14 @@ from torch.utils.checkpoint import checkpoint
 
 from .store import load_samples, store_fingerprint, store_model
 from .data import training_messages
+from .models import load_reference_model
 from .sampling import gpu_groups
+from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_numerics, right_pad,
+                              sequence_logprobs, token_hash, tokenization_signature, tokenize_example)
 
 # %% auto #0
-__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'AUTOCAST_CHOICES', 'length_harmonizing_rewards',
-           'RewardConfig', 'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
-           'PromptTooLong', 'tokenize_example', 'token_hash', 'tokenization_signature', 'unwrap_model',
-           'sequence_logprobs', 'autocast_context', 'model_numerics', 'load_reference_model', 'right_pad',
+__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'length_harmonizing_rewards', 'RewardConfig',
+           'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
            'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel',
            'build_dataset_cli']
 
@@ -261,140 +262,6 @@ def _source_path(source) -> Path|None:
     p = getattr(source, "path", None) or getattr(source, "root", None)
     return Path(p) if isinstance(p, (str, os.PathLike)) else None
 
-# %% ../nbs/07_reward.ipynb #339aae52
-class PromptTooLong(ValueError):
-    "The prompt alone fills the cutoff: no response token would be trained on."
-
-def tokenize_example(tokenizer, # a tokenizer with a chat template
-                     messages:list[dict], # prompt turns (system, user), e.g. from `training_messages`
-                     completion:str, # the response text (ends with the end-of-turn text if it finished)
-                     cutoff:int|None=None, # max total tokens (prompt + response); None = no limit
-                     enable_thinking:bool|None=None, # passed to chat templates that take it (Qwen3)
-                    ) -> dict:
-    "`input_ids` (prompt + completion tokens, cut to `cutoff`) and `response_mask` (1 on completion tokens)."
-    kw = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kw)
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if cutoff is not None:
-        if len(p_ids) >= cutoff:
-            raise PromptTooLong(f"prompt has {len(p_ids)} tokens, not below cutoff={cutoff}: no response token fits")
-        c_ids = c_ids[: cutoff - len(p_ids)]
-    return {"input_ids": list(p_ids) + list(c_ids), "response_mask": [0] * len(p_ids) + [1] * len(c_ids)}
-
-# %% ../nbs/07_reward.ipynb #cb0e034e
-def token_hash(example:dict, # output of `tokenize_example`: input_ids and response_mask
-              ) -> str:
-    "Short hash of a tokenised row's ids and response mask: scoring and training must agree on it."
-    h = hashlib.sha1(np.asarray(example["input_ids"], dtype=np.int64).tobytes())
-    h.update(np.asarray(example["response_mask"], dtype=np.int8).tobytes())
-    return h.hexdigest()[:16]
-
-def tokenization_signature(tokenizer, # the tokenizer that renders and tokenises the rows
-                           cutoff:int|None, # max prompt + response tokens
-                           enable_thinking:bool|None, # chat-template option
-                          ) -> dict:
-    "The settings that decide a row's token ids (recorded by scoring, compared by training)."
-    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
-    return {"tokenizer": str(getattr(tokenizer, "name_or_path", "")),
-            "vocab_hash": hashlib.sha1(vocab.encode()).hexdigest()[:16],
-            "chat_template_hash": hashlib.sha1(str(tokenizer.chat_template or "").encode()).hexdigest()[:16],
-            "enable_thinking": enable_thinking, "cutoff": cutoff}
-
-# %% ../nbs/07_reward.ipynb #701973e4
-def unwrap_model(model):
-    "The model inside DDP / DeepSpeed / `torch.compile` wrappers (`.module`, `._orig_mod`)."
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module): model = model.module
-        elif hasattr(model, "_orig_mod"): model = model._orig_mod
-        else: return model
-
-def _split_model(model):
-    "(body, head) of a causal LM: the transformer returning hidden states, and the output projection."
-    lm = unwrap_model(model)
-    lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm   # peft
-    head = lm.get_output_embeddings()
-    body = getattr(lm, getattr(lm, "base_model_prefix", "model"), None)
-    cfg = getattr(lm, "config", None)
-    special = any(getattr(cfg, a, None) not in (None, 1.0) for a in ("final_logit_softcapping", "logit_scale",
-                                                                        "logits_scaling"))
-    if head is None or body is None or body is lm or special: return None, None, lm
-    return body, head, lm
-
-def _chunk_logp(head, h, targets):
-    with torch.autocast(h.device.type, enabled=False):   # the head's own precision, inside autocast or not
-        logits = head(h.to(head.weight.dtype))
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))   # bf16/fp16 -> fp32; fp64 stays
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-def _hidden_states(model, body, lm, **inputs):
-    "Final hidden states of `body`, from a forward pass through `model` itself (wrappers see the call)."
-    captured = []
-    hook = body.register_forward_hook(lambda mod, args, out: captured.append(out[0]))
-    if "logits_to_keep" in inspect.signature(lm.forward).parameters: inputs["logits_to_keep"] = 1
-    try: model(**inputs, use_cache=False)
-    finally: hook.remove()
-    return captured[-1]
-
-# %% ../nbs/07_reward.ipynb #f0acc5f6
-def sequence_logprobs(model, # a causal LM (transformers, optionally peft-, DDP- or DeepSpeed-wrapped)
-                      input_ids, # LongTensor [B, T]
-                      attention_mask, # [B, T], 1 on real tokens (left or right padding); None when packed
-                      response_mask, # [B, T], 1 on response tokens (the tokens whose log-prob counts)
-                      chunk_size:int=1024, # token positions per output-head chunk
-                      checkpoint_chunks:bool=True, # recompute each chunk's logits in backward (saves memory)
-                      position_ids=None, # [B, T]; required when packed (restarting at 0 per sequence)
-                      seq_index=None, # packed batch: [B, T] sequence number of each token (-1 on padding)
-                     ):
-    "Per sequence (mean log-prob, summed log-prob, number of response tokens) of the response tokens; differentiable."
-    if seq_index is None:
-        attention_mask = attention_mask.long()
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        tmask = response_mask[:, 1:].bool() & attention_mask[:, 1:].bool()   # the token at t is predicted at t-1
-        B = input_ids.shape[0]
-        seq = torch.arange(B, device=input_ids.device)[:, None].expand(-1, input_ids.shape[1] - 1)
-    else:
-        tmask = response_mask[:, 1:].bool() & (seq_index[:, 1:] == seq_index[:, :-1]) & (seq_index[:, 1:] >= 0)
-        B, seq, attention_mask = int(seq_index.max()) + 1, seq_index[:, 1:], None
-    targets, bidx = input_ids[:, 1:][tmask], seq[tmask]
-    body, head, lm = _split_model(model)
-    inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
-    if body is None:   # unusual heads (soft-capping, logit scaling): the model's full logits
-        lp = model(**inputs, use_cache=False).logits[:, :-1][tmask]
-        lp = torch.log_softmax(lp.to(torch.promote_types(lp.dtype, torch.float32)), -1)
-        lp = lp.gather(-1, targets[:, None]).squeeze(-1)
-    else:
-        h = _hidden_states(model, body, lm, **inputs)[:, :-1][tmask]
-        parts = []
-        for s in range(0, h.shape[0], chunk_size):
-            hc, tc = h[s:s + chunk_size], targets[s:s + chunk_size]
-            if checkpoint_chunks and torch.is_grad_enabled() and hc.requires_grad:
-                parts.append(checkpoint(_chunk_logp, head, hc, tc, use_reentrant=False))
-            else: parts.append(_chunk_logp(head, hc, tc))
-        lp = torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-    acc = torch.float64 if lp.dtype == torch.float64 else torch.float32
-    total = torch.zeros(B, dtype=acc, device=input_ids.device).index_add(0, bidx, lp.to(acc))
-    n = torch.bincount(bidx, minlength=B)
-    return total / n.clamp(min=1).to(acc), total, n
-
-# %% ../nbs/07_reward.ipynb #5180a165
-AUTOCAST_CHOICES = ("none", "bfloat16", "float16")
-
-def autocast_context(autocast:str|None, # "bfloat16" | "float16" | None/"none"
-                     device_type:str="cpu", # "cpu" or "cuda"
-                    ):
-    "`torch.autocast` at `autocast` precision, or a context that changes nothing."
-    if autocast in (None, "none"): return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=getattr(torch, autocast))
-
-def model_numerics(model, # a causal LM (wrappers allowed)
-                   autocast:str|None=None, # the autocast dtype its forward runs under
-                  ) -> dict:
-    "How a model computes log-probs: weight dtype, autocast dtype, attention implementation."
-    lm = unwrap_model(model)
-    return {"dtype": str(next(lm.parameters()).dtype).replace("torch.", ""), "autocast": autocast or "none",
-            "attn_implementation": getattr(lm.config, "_attn_implementation", None)}
-
 # %% ../nbs/07_reward.ipynb #d67b3d03
 def _row_key(row) -> str:
     h = hashlib.sha1(json.dumps([row["problem_id"], int(row["sample_idx"]), row["messages"], row["completion"]],
@@ -411,37 +278,7 @@ def _read_cache(cache_dir:Path) -> dict:
             out[rec["key"]] = (rec["ref_logp"], rec["n"], rec.get("hash"))
     return out
 
-def load_reference_model(name_or_path:str, # model folder or Hub name
-                         dtype=None, # torch dtype; default bfloat16 on GPU, float32 on CPU
-                         device=None, # default cuda if available
-                         attn_implementation:str|None=None, # eager | sdpa | flash_attention_2; default the model's
-                         device_map:str|None=None, # "auto": shard a model too large for one GPU over the visible ones
-                        ):
-    "(model, tokenizer) for reference scoring, in eval mode on `device` (or spread by `device_map`)."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
-    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if device_map: kw["device_map"] = device_map
-    tok = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **kw)
-    return (model if device_map else model.to(device)).eval(), tok
-
 # %% ../nbs/07_reward.ipynb #e8567a6c
-def right_pad(examples:list[dict], # tokenised rows: input_ids, response_mask
-              pad_id:int, # padding token id
-              pad_to_multiple_of:int|None=None, # round the padded length up to a multiple of this
-             ) -> dict:
-    "Right-padded input_ids / attention_mask / response_mask tensors of tokenised rows."
-    T = max(len(e["input_ids"]) for e in examples)
-    if pad_to_multiple_of: T = -(-T // pad_to_multiple_of) * pad_to_multiple_of
-    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
-    att = torch.zeros((len(examples), T), dtype=torch.long); rm = torch.zeros_like(att)
-    for j, e in enumerate(examples):
-        n = len(e["input_ids"])
-        ids[j, :n] = torch.tensor(e["input_ids"]); att[j, :n] = 1; rm[j, :n] = torch.tensor(e["response_mask"])
-    return {"input_ids": ids, "attention_mask": att, "response_mask": rm}
-
 def _score_batches(model, todo, pad_id, batch_size, chunk_size, autocast, fh, results, progress):
     "Score tokenised rows in length-sorted batches, appending each batch to the cache file `fh`."
     from tqdm.auto import tqdm

@@ -4,8 +4,7 @@ from __future__ import annotations
 import datasets
 import torch
 
-from o1_pruner.reward import sequence_logprobs, tokenize_example
-from o1_pruner.train import RewardedCollator
+from o1_pruner.tokens import BatchCollator, sequence_logprobs, tokenize_example
 
 
 def rewarded_rows(n_problems: int = 6):
@@ -25,7 +24,7 @@ def rewarded_rows(n_problems: int = 6):
 def add_ref_logp(rows, tokenizer, model, cutoff: int = 128):
     """Add ref_logp / n_response_tokens computed by the (reference) `model`."""
     toks = [tokenize_example(tokenizer, r["messages"], r["completion"], cutoff) for r in rows]
-    batch = RewardedCollator(tokenizer.pad_token_id)([dict(t, advantage=0.0) for t in toks])
+    batch = BatchCollator(tokenizer.pad_token_id)([dict(t, advantage=0.0) for t in toks])
     with torch.no_grad():
         mean_lp, _, n = sequence_logprobs(model.eval(), batch["input_ids"], batch["attention_mask"], batch["response_mask"])
     return [dict(r, ref_logp=float(m), n_response_tokens=int(k)) for r, m, k in zip(rows, mean_lp, n)]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from o1_pruner import baselines as bl
+from o1_pruner.stages import requested_method
 from o1_pruner.data import SPEED_SUFFIXES
 from o1_pruner.store import load_samples as read_store
 from o1_pruner.testing import write_store
@@ -98,7 +99,7 @@ def test_tokenisation_boundaries(char_tokenizer, store):
     tok = char_tokenizer
     ds = bl.dpo_dataset(store, eos_text=tok.eos_token, verbose=False)
     t = bl.tokenize_dpo(ds, tok)
-    from o1_pruner.reward import tokenize_example
+    from o1_pruner.tokens import tokenize_example
     for row, src in zip(t, ds):
         ref = tokenize_example(tok, src["messages"], src["chosen"])
         assert row["prompt_ids"] + row["chosen_ids"] == ref["input_ids"]
@@ -108,7 +109,8 @@ def test_tokenisation_boundaries(char_tokenizer, store):
     sft = bl.sft_dataset(store, eos_text=tok.eos_token, verbose=False)
     ts = bl.tokenize_sft(sft, tok, cutoff_len=n_prompt + 4)
     assert all(len(r["input_ids"]) <= n_prompt + 4 for r in ts)
-    lab = [x for x in ts[0]["labels"] if x != -100]
+    from o1_pruner.tokens import BatchCollator
+    lab = [x for x in BatchCollator(tok.pad_token_id, labels=True)([ts[0]])["labels"][0].tolist() if x != -100]
     assert tok.decode(lab) == sft[0]["completion"][:4]
     with pytest.raises(ValueError, match="prompts fill cutoff_len"):
         bl.tokenize_sft(sft, tok, cutoff_len=5)
@@ -137,7 +139,7 @@ def test_sft_shortest_trains_and_saves(tmp_path, store, tiny_model_dir):
 def test_sft_freeze_keeps_frozen_layers(tmp_path, store, tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM
-    from o1_pruner.train import ModelArguments
+    from o1_pruner.models import ModelArguments
     out = tmp_path / "sft-freeze"
     ma = ModelArguments(model_name_or_path=str(tiny_model_dir), finetuning_type="freeze", freeze_trainable_layers=1)
     bl.train_baseline("sft-shortest", store, ma, out, _args(out, 2))
@@ -161,7 +163,7 @@ def test_dpo_trains_and_saves(tmp_path, store, tiny_model_dir):
 
 
 def test_dpo_lora(tmp_path, store, tiny_model_dir):
-    from o1_pruner.train import ModelArguments
+    from o1_pruner.models import ModelArguments
     out = tmp_path / "dpo-lora"
     ma = ModelArguments(model_name_or_path=str(tiny_model_dir), finetuning_type="lora", lora_r=4, lora_alpha=8,
                         lora_target_modules="q_proj,v_proj")
@@ -173,8 +175,8 @@ def test_dpo_lora(tmp_path, store, tiny_model_dir):
 
 def test_cli_and_recipes(tmp_path, store, tiny_model_dir, capsys):
     from o1_pruner.config import _fields
-    from o1_pruner.train import ModelArguments, O1TrainingArguments
-    known = _fields([ModelArguments, bl.BaselineArguments, O1TrainingArguments])
+    from o1_pruner.models import ModelArguments, TrainingConfig
+    known = _fields([ModelArguments, bl.BaselineArguments, TrainingConfig])
     names = sorted(p.stem for p in RECIPES.glob("*.yaml") if p.stem.endswith(("sft-shortest", "dpo")))
     assert {"tiny-cpu-sft-shortest", "tiny-cpu-dpo", "marco-o1-dpo", "qwq-32b-sft-shortest"} <= set(names)
     for n in names:
@@ -183,8 +185,8 @@ def test_cli_and_recipes(tmp_path, store, tiny_model_dir, capsys):
         assert r["method"] in bl.BASELINE_TRAIN_METHODS
         bl.BaselineArguments(**{k: v for k, v in r.items() if k in {f.name for f in dataclasses.fields(bl.BaselineArguments)}})
     recipe = str(RECIPES / "tiny-cpu-sft-shortest.yaml")
-    assert bl.requested_method(["--recipe", recipe]) == "sft-shortest"
-    assert bl.requested_method(["--recipe", recipe, "--method", "dpo"]) == "dpo"
+    assert requested_method(["--recipe", recipe]) == "sft-shortest"
+    assert requested_method(["--recipe", recipe, "--method", "dpo"]) == "dpo"
     out = tmp_path / "cli-sft"
     rc = bl.baseline_cli(["--recipe", recipe, "--model_name_or_path", str(tiny_model_dir), "--dataset_dir", str(store),
                           "--output_dir", str(out), "--max_steps", "1"])

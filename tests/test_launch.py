@@ -79,8 +79,8 @@ def test_lora_under_torchrun(ref_source, rewarded, plain_lora, tmp_path):
 
 
 def test_plain_process_never_uses_data_parallel(tmp_path):
-    from o1_pruner.train import O1TrainingArguments, check_launch
-    args = O1TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    from o1_pruner.models import TrainingConfig, check_launch
+    args = TrainingConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[])
     check_launch(args)
     args._n_gpu = 2   # what the Trainer sees on a machine with 2 GPUs and no torchrun
     with pytest.raises(ValueError, match="torchrun --nproc_per_node 2"):

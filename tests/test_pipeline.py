@@ -13,9 +13,10 @@ def _stage_types(stage):
     from o1_pruner.evaluate import EvalConfig
     from o1_pruner.reward import BuildDatasetConfig, RewardConfig
     from o1_pruner.sampling import SampleConfig
-    from o1_pruner.train import DataArguments, MethodArguments, ModelArguments, O1TrainingArguments
+    from o1_pruner.models import ModelArguments
+    from o1_pruner.train import DataArguments, O1PrunerConfig
     return {"sample": [SampleConfig], "analyze": [AnalyzeConfig], "build-dataset": [RewardConfig, BuildDatasetConfig],
-            "train": [ModelArguments, DataArguments, MethodArguments, O1TrainingArguments], "evaluate": [EvalConfig]}[stage]
+            "train": [ModelArguments, DataArguments, O1PrunerConfig], "evaluate": [EvalConfig]}[stage]
 
 
 def test_shipped_pipelines():

@@ -9,11 +9,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from _train_helpers import add_ref_logp, rewarded_rows, write_rewarded_dataset
 from o1_pruner.config import ConfigError, list_recipes, load_recipe
-from o1_pruner.reward import sequence_logprobs, tokenize_example
-from o1_pruner.train import (DataArguments, MethodArguments, ModelArguments, O1PrunerTrainer, O1TrainingArguments,
-                             CheckpointSelectionCallback, RewardedCollator, TrainDataError,
-                             apply_freeze, merge_lora, o1_pruner_loss, prepare_rewarded_dataset,
-                             resolve_ds_config, train_cli, train_o1_pruner, _decoder_layers)
+from o1_pruner.models import ModelArguments, _decoder_layers, apply_freeze, merge_lora, resolve_ds_config
+from o1_pruner.tokens import BatchCollator, sequence_logprobs, tokenize_example
+from o1_pruner.train import (CheckpointSelectionCallback, DataArguments, O1PrunerConfig, O1PrunerTrainer,
+                             TrainDataError, o1_pruner_loss, prepare_rewarded_dataset, train_cli, train_o1_pruner)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +35,13 @@ def targs(out, **kw):
                 logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True, seed=0, data_seed=0,
                 lr_scheduler_type="constant", weight_decay=0.0, dataloader_num_workers=0)
     base.update(kw)
-    return O1TrainingArguments(**base)
+    return O1PrunerConfig(**base)
 
 
 def batch_of(tok, rows, cutoff=128):
     toks = [dict(tokenize_example(tok, r["messages"], r["completion"], cutoff), advantage=r["advantage"],
                  ref_logp=r["ref_logp"]) for r in rows]
-    return RewardedCollator(tok.pad_token_id)(toks)
+    return BatchCollator(tok.pad_token_id)(toks)
 
 
 # ---------------------------------------------------------------- objective
@@ -123,7 +122,7 @@ def test_sgd_step_moves_logprobs_by_advantage_sign(tmp_path, tiny_model_dir, tok
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
         tr = O1PrunerTrainer(model=model, args=targs(tmp_path / str(i), optim="sgd", learning_rate=0.05, max_steps=1,
                                                      per_device_train_batch_size=1),
-                             train_dataset=ds, data_collator=RewardedCollator(tok.pad_token_id), processing_class=tok)
+                             train_dataset=ds, data_collator=BatchCollator(tok.pad_token_id), processing_class=tok)
         tr.train()
         b = batch_of(tok, [row])
         with torch.no_grad():
@@ -158,8 +157,7 @@ def test_no_gradient_from_clipped_side(tok, base_model, tiny_model_dir):
 
 def _run(data_dir, tiny_model_dir, out, model_kw=None, method_kw=None, **train_kw):
     return train_o1_pruner(ModelArguments(model_name_or_path=str(tiny_model_dir), **(model_kw or {})),
-                           DataArguments(dataset_dir=str(data_dir), cutoff_len=128), MethodArguments(**(method_kw or {})),
-                           targs(out, **train_kw))
+                           DataArguments(dataset_dir=str(data_dir)), targs(out, cutoff_len=128, **(method_kw or {}), **train_kw))
 
 
 def test_full_train_saves_and_loads_and_logs(tmp_path, data_dir, tiny_model_dir, base_model):
@@ -179,7 +177,7 @@ def test_full_train_saves_and_loads_and_logs(tmp_path, data_dir, tiny_model_dir,
 
 def test_online_reference_matches_dataset_reference(tmp_path, data_dir, tiny_model_dir):
     a = _run(data_dir, tiny_model_dir, tmp_path / "a", max_steps=2)
-    b = _run(data_dir, tiny_model_dir, tmp_path / "b", model_kw=dict(ref_source="online"), max_steps=2)
+    b = _run(data_dir, tiny_model_dir, tmp_path / "b", method_kw=dict(ref_source="online"), max_steps=2)
     la = [h["loss"] for h in a.state.log_history if "loss" in h]
     lb = [h["loss"] for h in b.state.log_history if "loss" in h]
     assert la == pytest.approx(lb, abs=1e-5)
@@ -216,7 +214,7 @@ def test_lora_adapter_saves_loads_and_merges(tmp_path, data_dir, tiny_model_dir,
     with torch.no_grad():
         assert torch.allclose(merged2(ids).logits, lm, atol=1e-5)
     # online reference for LoRA = the base model with the adapter disabled (no second copy)
-    tr2 = _run(data_dir, tiny_model_dir, tmp_path / "lora2", model_kw=dict(finetuning_type="lora", lora_r=4, ref_source="online"), max_steps=1)
+    tr2 = _run(data_dir, tiny_model_dir, tmp_path / "lora2", model_kw=dict(finetuning_type="lora", lora_r=4), method_kw=dict(ref_source="online"), max_steps=1)
     assert tr2.ref_model is None
     assert [h for h in tr2.state.log_history if "loss" in h][0]["ratio"] == pytest.approx(1.0, abs=1e-5)
 
@@ -248,8 +246,8 @@ def test_checkpoint_selection_callback(tmp_path, data_dir, tiny_model_dir):
 
     cb = CheckpointSelectionCallback(fake_eval, eval_steps=1, tolerance=0.05)
     tr = train_o1_pruner(ModelArguments(model_name_or_path=str(tiny_model_dir)),
-                         DataArguments(dataset_dir=str(data_dir), cutoff_len=128, val_size=1),
-                         MethodArguments(), targs(tmp_path / "out", max_steps=3), callbacks=[cb])
+                         DataArguments(dataset_dir=str(data_dir), val_size=1),
+                         targs(tmp_path / "out", max_steps=3, cutoff_len=128), callbacks=[cb])
     sel = json.loads((tmp_path / "out" / "selection.json").read_text())
     assert [h["step"] for h in sel["history"]] == [0, 1, 2, 3]
     assert sel["best"]["step"] == 2  # shortest while accuracy >= 0.5 - 0.05
@@ -268,9 +266,9 @@ def test_checkpoint_selection_against_a_fixed_baseline(tmp_path, data_dir, tiny_
         return {"accuracy": accs[len(seen) - 1], "mean_tokens": toks[len(seen) - 1]}
 
     tr = train_o1_pruner(ModelArguments(model_name_or_path=str(tiny_model_dir)),
-                         DataArguments(dataset_dir=str(data_dir), cutoff_len=128, val_size=1),
-                         MethodArguments(select_eval_steps=1, select_tolerance=0.01, select_baseline_accuracy=0.79),
-                         targs(tmp_path / "out", max_steps=3), eval_fn=fake_eval)
+                         DataArguments(dataset_dir=str(data_dir), val_size=1),
+                         targs(tmp_path / "out", max_steps=3, cutoff_len=128, select_eval_steps=1, select_tolerance=0.01,
+                               select_baseline_accuracy=0.79), eval_fn=fake_eval)
     sel = json.loads((tmp_path / "out" / "selection.json").read_text())
     assert sel["baseline_accuracy"] == 0.79 and sel["best"]["step"] == 2  # 0.8 >= 0.79 - 0.01 at 70 tokens; step 0's 0.9 is no bar
     assert (tmp_path / "out" / "best" / "model.safetensors").exists() and tr.state.global_step == 3
@@ -293,7 +291,7 @@ def test_prepare_rewarded_dataset_errors(tok, base_model):
 
 
 def test_collator_pads_right():
-    b = RewardedCollator(0)([{"input_ids": [5, 6, 7], "response_mask": [0, 1, 1], "advantage": 1, "ref_logp": -1},
+    b = BatchCollator(0)([{"input_ids": [5, 6, 7], "response_mask": [0, 1, 1], "advantage": 1, "ref_logp": -1},
                              {"input_ids": [5], "response_mask": [0], "advantage": -1, "ref_logp": -2}])
     assert b["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
@@ -311,7 +309,7 @@ def test_ds_configs_and_recipes():
     with pytest.raises(FileNotFoundError, match="zero3"):
         resolve_ds_config("zero9")
     import dataclasses
-    fields = {f.name for t in (ModelArguments, DataArguments, MethodArguments, O1TrainingArguments) for f in dataclasses.fields(t)}
+    fields = {f.name for t in (ModelArguments, DataArguments, O1PrunerConfig) for f in dataclasses.fields(t)}
     names = list_recipes()
     for r in ("marco-o1-train", "qwq-32b-train", "r1-distill-1.5b-train", "r1-distill-1.5b-lora-train",
               "qwen3-8b-train", "qwen3-8b-lora-train", "tiny-cpu-train"):
@@ -334,7 +332,7 @@ def test_ds_configs_and_recipes():
 
 
 def test_random_sampler_by_default(tmp_path):
-    args = O1TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    args = O1PrunerConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[])
     assert args.train_sampling_strategy == "random"   # the reference code's; group_by_length groups advantage signs
 
 
@@ -345,7 +343,7 @@ def test_cli_trains_end_to_end(tmp_path, data_dir, tiny_model_dir):
     assert rc == 0
     assert AutoModelForCausalLM.from_pretrained(out) is not None
     info = json.loads((out / "o1_pruner_train.json").read_text())
-    assert info["method_args"]["clip_eps"] == 0.1 and info["global_step"] == 2
+    assert info["config"]["clip_eps"] == 0.1 and info["global_step"] == 2
     with pytest.raises(ConfigError, match="does not exist"):
         train_cli(["--recipe", "tiny-cpu-train", "--model_name_or_path", str(tiny_model_dir), "--dataset_dir", str(tmp_path / "nope"),
                    "--output_dir", str(tmp_path / "x")])
