@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from o1_pruner.grading import extract_answer
+from o1_pruner.grading import find_boxed
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -21,7 +21,7 @@ def gold_of(path: Path, r: dict):
     if "answer" in r:
         a = r["answer"]
         return str(int(a)) if isinstance(a, float) and a.is_integer() else str(a)
-    if "solution" in r: return extract_answer(r["solution"])
+    if "solution" in r: return find_boxed(r["solution"])
     return None
 
 

@@ -1,12 +1,17 @@
 """Throughput of grade_batch over realistic (response, gold) pairs built from the real benchmark answers.
 
-Usage: python bench/bench_grading.py [--n 6000] [--workers 1 2] [--repeat 3] [--grading old_grading.py '']"""
+Usage: python bench/bench_grading.py [--n 6000] [--workers 1 2] [--repeat 3] [--grading old_grading.py '']
+
+Besides wall-clock items/s, each run reports its CPU time (this process and its workers) and
+n / (CPU seconds / workers): the rate if the workers had their cores to themselves, which a shared
+machine's wall clock does not show."""
 from __future__ import annotations
 
 import argparse
 import json
 import random
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -78,12 +83,15 @@ def one(n: int, k: int, w: int, grading: str | None) -> dict:
     "Grade the pairs once in this (fresh) process and return throughput and outcomes."
     M = _load_grading(grading)
     pairs, _ = build_pairs(n, k=k)
-    t0 = time.perf_counter()
+    r0, c0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time(), time.perf_counter()
     out = M.grade_batch(pairs, n_workers=w, timeout=5.0, progress=False)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c0 + (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)   # with its workers
     reasons = {}
     for g in out: reasons[g.reason] = reasons.get(g.reason, 0) + 1
-    return dict(rate=len(pairs) / dt, dt=dt, acc=sum(g.correct for g in out) / len(out), reasons=reasons)
+    return dict(rate=len(pairs) / dt, dt=dt, cpu=cpu, cpu_rate=len(pairs) / (cpu / w),
+                acc=sum(g.correct for g in out) / len(out), reasons=reasons)
 
 
 def main():
@@ -110,7 +118,8 @@ def main():
                     r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
                     if (gr, w) not in best or r["rate"] > best[(gr, w)]["rate"]: best[(gr, w)] = r
         for (gr, w), r in best.items():
-            print(f"  {gr or 'o1_pruner.grading'} n_workers={w}: {r['rate']:8.1f} items/s  (best of {a.repeat}; {r['dt']:.2f}s, "
+            print(f"  {gr or 'o1_pruner.grading'} n_workers={w}: {r['rate']:8.1f} items/s  (best of {a.repeat}; "
+                  f"{r['dt']:.2f}s; CPU {r['cpu']:.1f}s, {r['cpu_rate']:.0f} items/s if {w} core(s) were free; "
                   f"accuracy {r['acc']:.3f}, reasons {r['reasons']})", flush=True)
 
 if __name__ == "__main__":

@@ -10,18 +10,19 @@ from __future__ import annotations
 import importlib.resources
 import json
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import datasets
 
+from .grading import find_boxed
+
 # %% auto #0
-__all__ = ['BUILTIN_DIR', 'BUILTIN_DATASETS', 'PAPER_TEST_SETS', 'PROBLEM_FIELDS', 'ANSWER_FIELDS', 'SOLUTION_FIELDS',
-           'ID_FIELDS', 'LEVEL_FIELDS', 'SYSTEM_PROMPTS', 'SPEED_SUFFIXES', 'USER_TEMPLATE', 'TRAIN_SYSTEM_PROMPT',
-           'DataError', 'MissingAnswer', 'find_boxed', 'normalize_row', 'load_problems', 'build_messages',
-           'training_messages', 'render_prompt']
+__all__ = ['BUILTIN_DIR', 'BUILTIN_DATASETS', 'PAPER_TEST_SETS', 'FIELD_TEST_SETS', 'PROBLEM_FIELDS', 'ANSWER_FIELDS',
+           'SOLUTION_FIELDS', 'ID_FIELDS', 'LEVEL_FIELDS', 'SUBJECT_FIELDS', 'PROBLEM_COLUMNS', 'SYSTEM_PROMPTS',
+           'SPEED_SUFFIXES', 'USER_TEMPLATE', 'TRAIN_SYSTEM_PROMPT', 'DataError', 'MissingAnswer', 'normalize_row',
+           'load_problems', 'build_messages', 'training_messages', 'render_prompt']
 
 # %% ../nbs/00_data.ipynb #d5dea885
 BUILTIN_DIR = Path(str(importlib.resources.files("o1_pruner"))) / "builtin_data"
@@ -30,8 +31,13 @@ BUILTIN_DATASETS = {
     "gsm8k-test": "gsm8k.json",
     "gaokao-2023-en": "gaokao.json",
     "math-train-hard": "math_train_hard.json",
+    "math-500": "math500.jsonl",
+    "aime24": "aime24.jsonl",
+    "amc23": "amc23.jsonl",
+    "minerva-math": "minerva_math.jsonl",
 }
 PAPER_TEST_SETS = ("math-test", "gsm8k-test", "gaokao-2023-en")
+FIELD_TEST_SETS = ("math-500", "aime24", "amc23", "minerva-math")
 
 # %% ../nbs/00_data.ipynb #6cb8c43c
 PROBLEM_FIELDS = ("problem", "question", "Problem", "Question", "query", "input", "prompt")
@@ -39,6 +45,8 @@ ANSWER_FIELDS = ("answer", "ground_truth_answer", "gt", "gt_answer", "final_answ
 SOLUTION_FIELDS = ("solution", "ground_truth_solution", "Solution", "rationale")
 ID_FIELDS = ("id", "unique_id", "idx", "problem_id", "ID")
 LEVEL_FIELDS = ("level", "difficulty", "Level")
+SUBJECT_FIELDS = ("subject", "type", "Subject", "category", "topic")
+PROBLEM_COLUMNS = ("id", "problem", "answer", "solution", "source", "level", "subject")
 
 
 class DataError(ValueError):
@@ -46,22 +54,6 @@ class DataError(ValueError):
 
 class MissingAnswer(DataError):
     "A row whose answer field is present but empty (it cannot be graded)."
-
-# %% ../nbs/00_data.ipynb #ac4cb042
-def find_boxed(text:str, # text that may contain `\boxed{...}` or `\fbox{...}`
-               which:str="last", # "last" (default) or "first" boxed expression
-              ) -> str|None:
-    "Content of the first or last brace-matched `\\boxed{}`/`\\fbox{}` in `text`, or None."
-    if not isinstance(text, str): return None
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if which == "last": starts = starts[::-1]
-    for start in starts:
-        depth, i = 1, start
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0: return text[start:i-1].strip()
-    return None
 
 # %% ../nbs/00_data.ipynb #e6352a53
 def _pick(row:dict, names:Sequence[str]):
@@ -74,6 +66,10 @@ def _gsm8k_split(answer:str):
     "Split a GSM8K answer `worked solution #### 18` into (final answer, solution)."
     sol, _, final = answer.rpartition("####")
     return final.strip().replace(",", ""), sol.strip() or None
+
+def _number_str(x) -> str:
+    "`27` for 27 and 27.0, `0.5` for 0.5."
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else repr(x) if isinstance(x, float) else str(x)
 
 def normalize_row(row:dict, # one raw record
                   index:int, # its position in the file (for error messages)
@@ -93,7 +89,7 @@ def normalize_row(row:dict, # one raw record
                         "Pass problem_field= to name the field.")
     sf, solution = _pick(row, SOLUTION_FIELDS)
     af, answer = (answer_field, row.get(answer_field)) if answer_field else _pick(row, ANSWER_FIELDS)
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool): answer = repr(answer) if isinstance(answer, float) else str(answer)
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool): answer = _number_str(answer)
     if isinstance(answer, str) and "####" in answer:
         answer, gsm_solution = _gsm8k_split(answer)
         solution = solution or gsm_solution
@@ -107,10 +103,11 @@ def normalize_row(row:dict, # one raw record
                         "Pass answer_field= to name the field.")
     _, rid = _pick(row, ID_FIELDS)
     _, level = _pick(row, LEVEL_FIELDS)
+    _, subject = _pick(row, SUBJECT_FIELDS)
     src = source or origin
     return dict(id=str(rid) if rid is not None else f"{src}-{index}", problem=problem.strip(), answer=answer.strip(),
                 solution=solution if isinstance(solution, str) else None, source=src,
-                level=None if level is None else str(level))
+                level=None if level is None else str(level), subject=None if subject is None else str(subject))
 
 # %% ../nbs/00_data.ipynb #b22bb4a3
 def _read_records(path:Path) -> list[dict]:
@@ -176,7 +173,7 @@ def load_problems(source:str|Path, # built-in name, local file/folder, or Huggin
                   skip_invalid:bool=False, # skip (and report) rows that cannot be mapped instead of raising
                   skip_missing_answers:bool=True, # skip (and report) rows whose answer is present but empty
                  ) -> datasets.Dataset:
-    "Load problems from any supported source into the `id, problem, answer, solution, source, level` schema."
+    "Load problems from any supported source into the `PROBLEM_COLUMNS` schema (`id, problem, answer, ...`)."
     if limit is not None and limit < 0: raise DataError(f"limit must be >= 0, got {limit}")
     records, origin = _raw_records(source, config, split)
     rows, skipped = [], []
@@ -197,7 +194,7 @@ def load_problems(source:str|Path, # built-in name, local file/folder, or Huggin
         for j, r in enumerate(rows): r["id"] = f"{origin}-{j}"
     if shuffle: random.Random(seed).shuffle(rows)
     if limit is not None: rows = rows[:limit]
-    features = datasets.Features({k: datasets.Value("string") for k in ("id", "problem", "answer", "solution", "source", "level")})
+    features = datasets.Features({k: datasets.Value("string") for k in PROBLEM_COLUMNS})
     return datasets.Dataset.from_list(rows, features=features)
 
 # %% ../nbs/00_data.ipynb #bc5ae2de

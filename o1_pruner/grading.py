@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -24,13 +25,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from fastcore.basics import patch
+from latex2sympy2_extended.math_normalization import normalize_latex
 from math_verify import parse, verify
 from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
 # %% auto #0
-__all__ = ['MAX_RESPONSE_CHARS', 'MAX_ANSWER_CHARS', 'DEFAULT_TIMEOUT', 'split_thinking', 'extract_answer', 'Grade',
-           'GradingTimeout', 'answers_match', 'grade', 'is_correct', 'grade_batch', 'GradeConfig', 'read_responses',
-           'grade_cli']
+__all__ = ['MV_TAIL_CHARS', 'MAX_RESPONSE_CHARS', 'MAX_ANSWER_CHARS', 'DEFAULT_TIMEOUT', 'EXTRACTIONS', 'split_thinking',
+           'find_boxed', 'Grade', 'GradingTimeout', 'answers_match', 'extract_answer', 'grade', 'is_correct',
+           'grade_batch', 'GradeConfig', 'read_responses', 'grade_cli']
 
 # %% ../nbs/01_grading.ipynb #0c2f55ba
 def split_thinking(text:str, # a model completion
@@ -45,64 +48,126 @@ def split_thinking(text:str, # a model completion
 
 # %% ../nbs/01_grading.ipynb #caadd458
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
-_HASH_RE = re.compile(r"####\s*([^\n]+)")
-_PHRASE_RE = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*:?\s*([^\n]+)", re.I)
+_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+_BARE_BOX = re.compile(r"[^\s$]+")
 
-def _box_content(text:str, pos:int) -> str|None:
-    "Content of the `\\boxed`/`\\fbox` whose command ends at `pos`, or None if unbalanced/empty."
-    n, i = len(text), pos
-    while i < n and text[i] in " \t": i += 1
-    if i < n and text[i] == "{":
-        depth, j = 0, i
-        while j < n:
-            ch = text[j]
-            if ch == "\\": j += 2; continue
-            if ch == "{": depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0: return text[i + 1:j]
-            j += 1
-        return None                     # truncated box
-    if i == pos: return None            # `\boxedx`: not a box command
-    m = re.match(r"[^\s$]+", text[i:])  # `\boxed 5`: up to whitespace or `$`
-    return m.group(0) if m else None
-
-def _clean_phrase(s:str) -> str:
-    s = s.strip()
-    while (m := _PHRASE_RE.search(s)): s = m.group(1).strip()   # "Final Answer: The final answer is ..."
-    m = re.match(r"\$+(.+?)\$+", s)     # first $...$ span if present
-    if m: return m.group(1)
-    s = re.split(r"\.\s|\.$|\s+I hope", s)[0]
-    return s.strip().rstrip(".")
-
-def extract_answer(text:str, # a model response (whole; a `<think>` block is skipped)
-                   mode:str="last", # "last" boxed answer, or "first" like the paper's reference code
-                  ) -> str|None:
-    "The final answer in `text`: a `\\boxed{}` (last or first), else `#### x`, else 'the answer is x'."
-    if not isinstance(text, str): return None
-    if mode not in ("last", "first"): raise ValueError(f"mode must be 'last' or 'first', got {mode!r}")
-    thinking, text = split_thinking(text)
-    boxes = [m.end() for m in _BOX_RE.finditer(text)]
-    for pos in (reversed(boxes) if mode == "last" else boxes):
-        c = _box_content(text, pos)
-        while c is not None:            # unwrap `\boxed{\boxed{5}}`
-            inner = _BOX_RE.match(c.strip())
-            if not inner: break
-            c2 = _box_content(c.strip(), inner.end())
-            if c2 is None: break
-            c = c2
-        if c is not None and c.strip(): return c.strip()
-    ms = list(_HASH_RE.finditer(text))
-    if ms:
-        s = ms[-1 if mode == "last" else 0].group(1).strip().rstrip(".").strip()
-        if s: return s
-    ms = list(_PHRASE_RE.finditer(text))
-    if ms:
-        s = _clean_phrase(ms[-1 if mode == "last" else 0].group(1))
-        if s: return s
-    return None
+def _box_spans(text:str) -> list[tuple[int, int, int, int]|None]:
+    "(command start, content start, content end, box end) of every `\\boxed`/`\\fbox` in `text`, None if unbalanced."
+    cmds = list(_BOX_RE.finditer(text))
+    if not cmds: return []
+    close, stack = {}, []
+    for m in _BRACE_TOKENS.finditer(text, cmds[0].start()):
+        if m.group() == "{": stack.append(m.start())
+        elif m.group() == "}" and stack: close[stack.pop()] = m.start()
+    out, n = [], len(text)
+    for m in cmds:
+        i = m.end()
+        while i < n and text[i] in " \t": i += 1
+        if i < n and text[i] == "{": j = close.get(i); out.append(None if j is None else (m.start(), i + 1, j, j + 1))
+        elif i == m.end(): out.append(None)                                   # `\boxedx` is not a box
+        else: b = _BARE_BOX.match(text, i); out.append((m.start(), i, b.end(), b.end()) if b else None)   # `\boxed 5`
+    return out
 
 # %% ../nbs/01_grading.ipynb #2896e1a2
+def _box_contents(text:str, spans:list) -> list[str|None]:
+    "Content of each box in `spans`, a box holding only a box unwrapped; None where unbalanced."
+    at = {s[0]: k for k, s in enumerate(spans) if s is not None}
+    out = [None] * len(spans)
+    for k in range(len(spans) - 1, -1, -1):
+        if spans[k] is None: continue
+        _, a, b, _ = spans[k]
+        c = text[a:b]
+        lead = len(c) - len(c.lstrip())
+        kk = at.get(a + lead) if _BOX_RE.match(c, lead) else None
+        if kk is not None and out[kk] is not None: c = out[kk] if spans[kk][2] <= b else text[spans[kk][1]:b]
+        out[k] = c
+    return out
+
+# %% ../nbs/01_grading.ipynb #faf7f7cb
+def find_boxed(text:str, # text that may contain `\boxed{...}` or `\fbox{...}`
+               which:str="last", # "last" (default) or "first" non-empty boxed expression
+              ) -> str|None:
+    "Content of the last (or first) non-empty brace-matched `\\boxed{}`/`\\fbox{}` in `text`, or None."
+    if not isinstance(text, str): return None
+    if which not in ("last", "first"): raise ValueError(f"which must be 'last' or 'first', got {which!r}")
+    cs = _box_contents(text, _box_spans(text))
+    for c in (reversed(cs) if which == "last" else cs):
+        if c is not None and c.strip(): return c.strip()
+    return None
+
+# %% ../nbs/01_grading.ipynb #02d0c524
+_GAP_NOISE = re.compile(r"\\text\s*\{\s*(?:and|or)\s*\}|\\q?quad|\\[\[\]()]|\\[,;!]|\$"   # `\text{ and }`, spaces, math
+                        r"|(?<![A-Za-z])[A-Za-z](?:_\{?\w+\}?)?\s*=|[\s,;.&]")          # `x =`, punctuation
+
+def _box_run(text:str, spans:list, contents:list, k:int, which:str="last") -> list[str]:
+    "Contents of the boxes adjacent to box `k` (before it for `last`, after it for `first`) that form one list."
+    run, step = [contents[k].strip()], (-1 if which == "last" else 1)
+    cur, j = k, k + step
+    while 0 <= j < len(spans):
+        if spans[j] is not None and contents[j] is not None:
+            a, b = (spans[j], spans[cur]) if step < 0 else (spans[cur], spans[j])
+            if a[3] > b[0]: j += step; continue                    # a box nested in another one
+            if _GAP_NOISE.sub("", text[a[3]:b[0]]).lower() not in ("", "and", "or") or not contents[j].strip(): break
+            if contents[j].strip() != run[-1]: run.append(contents[j].strip())
+            cur = j
+        j += step
+    return run[::-1] if step < 0 else run
+
+# %% ../nbs/01_grading.ipynb #45986c12
+_LABEL_RE = re.compile(r"(?i)(?<![a-z])(?:(?:the\s+)?final\s+answer|the\s+answer|answer)(?![a-z])|####")
+_LABEL_DELIM = re.compile(r"[ \t*_]*(?:(is\b)|(:)|(=))?[ \t*_:]*", re.I)
+_NOT_AN_ANSWER = re.compile(r"(?i)(?:not|correct|incorrect|wrong|right|that|this|consistent|confirmed|verified|indeed|"
+                            r"clearly|probably|likely|unchanged|the same|in|to|as|also|still|because|given)\b")
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
+_NUMBER_AND_UNIT = re.compile(r"\\?\$?\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:(?!(?:and|or)\b)[A-Za-z][A-Za-z .]*)?")
+
+def _clean_phrase(s:str) -> str:
+    "The answer in the phrase after a label: its first math span, else its first sentence without a unit word."
+    s = s.strip().strip("*").strip()
+    while (m := re.match(r"(?i)(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", s)): s = s[m.end():]
+    m = _MATH_SPAN.match(s) or (_MATH_SPAN.search(s) if "$" in s[:3] else None)
+    if m: return next(g for g in m.groups() if g is not None).strip()
+    s = re.split(r"\.\s|\.$|\s+I hope|;\s", s)[0].strip().rstrip(".").strip().strip("*").strip()
+    m = _NUMBER_AND_UNIT.fullmatch(s)
+    return m.group(1) if m else s
+
+def _labelled_answer(text:str, which:str="last") -> tuple[str, str]|None:
+    "(answer, rule) from the last (or first) labelled answer in `text`: a `#### x` line or an answer label."
+    ms = list(_LABEL_RE.finditer(text))
+    for m in (reversed(ms) if which == "last" else ms):
+        rest, label = text[m.end():m.end() + 500], m.group().lower()
+        if label == "####":
+            line = rest.split("\n", 1)[0].strip().rstrip(".").strip()
+            if line and not _LABEL_RE.search(line): return line, "####"   # `#### Final Answer` is a heading
+            continue
+        d = _LABEL_DELIM.match(rest)
+        line, _, below = rest[d.end():].partition("\n")
+        if not (d.group(1) or d.group(2) or d.group(3)) and ("final" not in label or line.strip()): continue
+        if not line.strip(): line = next((l for l in below.split("\n") if l.strip()), "")   # heading, answer below
+        phrase = _clean_phrase(line)
+        if phrase and not _NOT_AN_ANSWER.match(phrase): return phrase, "answer line"
+    return None
+
+# %% ../nbs/01_grading.ipynb #9099ad53
+MV_TAIL_CHARS = 2_000
+_MV_TARGETS = (LatexExtractionConfig(boxed_match_priority=-1), ExprExtractionConfig())
+_LAST_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
+
+def _mv_extract(text:str, use_timeouts:bool=False) -> tuple[str, list]|None:
+    "(answer string, Math-Verify's parse) of the last LaTeX or plain expression in the end of `text`, or None."
+    tail = text[-MV_TAIL_CHARS:]
+    if len(text) > MV_TAIL_CHARS and 0 <= (i := tail.find("\n")) < len(tail) // 2: tail = tail[i + 1:]
+    found = parse(tail, extraction_config=_MV_TARGETS, parsing_timeout=5 if use_timeouts else None)
+    if not any(not isinstance(x, str) for x in found): return None
+    return next((x for x in found if isinstance(x, str)), str(found[0])), found
+
+def _last_number(text:str) -> str|None:
+    "The last number in `text` (`1,234` and `-0.5` included), or None."
+    m = None
+    for m in _LAST_NUMBER.finditer(text): pass
+    return m.group() if m else None
+
+# %% ../nbs/01_grading.ipynb #fadb322c
 class Grade(NamedTuple):
     "Outcome of grading one response."
     correct: bool # the answer equals the gold answer
@@ -121,6 +186,7 @@ class _DropTimeoutWarning(logging.Filter):
 for _n in ("math_verify.parser", "math_verify.grader", "math_verify"):
     logging.getLogger(_n).addFilter(_DropTimeoutWarning())
 
+# %% ../nbs/01_grading.ipynb #7a54ecbe
 _NUM_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
@@ -137,6 +203,7 @@ def _normalize(s:str) -> str:
     if _THOUSANDS_RE.fullmatch(s): s = s.replace(",", "")
     return s
 
+# %% ../nbs/01_grading.ipynb #92921bb4
 def _plain_number(s:str) -> Decimal|None:
     if not _NUM_RE.fullmatch(s): return None
     try: return Decimal(s)
@@ -166,12 +233,309 @@ def _rational_match(p:str, g:str) -> bool|None:
     if abs(pv - gv) > Fraction(1, 10_000) * max(1, abs(pv), abs(gv)): return False
     return None   # close decimals: Math-Verify's rounding rules decide
 
+# %% ../nbs/01_grading.ipynb #d20c70fe
+_MV_NORM = dataclasses.replace(LatexExtractionConfig().normalization_config, boxed="last")
+_GREEK = ("alpha beta delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma tau "
+          "upsilon phi varphi chi psi omega Delta Theta Lambda Xi Phi Psi Omega").split()
+_FUNC_VALUES = {"sin": math.sin, "cos": math.cos, "tan": math.tan, "cot": lambda x: 1 / math.tan(x),
+                "sec": lambda x: 1 / math.cos(x), "csc": lambda x: 1 / math.sin(x), "arcsin": math.asin,
+                "arccos": math.acos, "arctan": math.atan, "ln": math.log, "log": math.log10, "exp": math.exp}
+_Q_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|\\(frac|sqrt|pi|cdot|times|"
+                      + "|".join(_GREEK + list(_FUNC_VALUES)) + r")(?![a-zA-Z])|([a-zA-Z])|([-+*/^_(){}\[\]]))")
+_Q_UNSAFE = re.compile(r"boxed|fbox|\$|(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+
+class _Bail(Exception): "The answer is outside what the quick reader mirrors exactly."
+
+def _probe(name:str, k:int) -> float:
+    "Value of variable `name` at probe point `k` (0 or 1): a fixed number in [0.5, 2]."
+    return 0.5 + 1.5 * (zlib.crc32(f"{name}/{k}".encode()) % 100_003) / 100_003
+
+def _tokens(s:str) -> list[tuple[str, str]]:
+    "(kind, text) tokens of `s` for the quick reader: num, cmd, sym, op, open, close."
+    out, i = [], 0
+    while i < len(s):
+        m = _Q_TOKEN.match(s, i)
+        if not m:
+            if s[i:].strip(): raise _Bail()
+            break
+        i = m.end()
+        num, cmd, sym, op = m.groups()
+        if num is not None: out.append(("num", num))
+        elif cmd is not None: out.append(("cmd", cmd))
+        elif sym is not None: out.append(("sym", sym))
+        else: out.append(("open" if op in "({[" else "close" if op in ")}]" else "op", op))
+    return out
+
+# %% ../nbs/01_grading.ipynb #a0479ec0
+@dataclasses.dataclass
+class _Node:
+    v: tuple            # values at the two probe points
+    sym: bool = False   # depends on a variable
+    kind: str = ""      # "tc" (pi, e), "root" (root of an integer that is not a perfect power), "num", "sym", "call"
+    head: bool = False  # a variable or constant (maybe raised to a power): `x(2)`, `\pi^2(x)` are calls
+
+class _QuickParser:
+    "Recursive-descent reader of one scalar answer: values at two probe points (see `_quick_values`)."
+    def __init__(self, toks): self.t, self.i, self.big, self.names, self.last_kind = toks, 0, 1.0, set(), ""
+    def peek(self): return self.t[self.i] if self.i < len(self.t) else (None, None)
+    def take(self, kind=None, text=None):
+        tk = self.peek()
+        if tk[0] is None or (kind and tk[0] != kind) or (text and tk[1] != text): raise _Bail()
+        self.i += 1; return tk
+    def node(self, v, **kw):
+        for x in v:
+            if isinstance(x, complex) or not math.isfinite(x): raise _Bail()
+            self.big = max(self.big, abs(x))
+        return _Node(tuple(v), **kw)
+    def expr(self):
+        n = self.mp()
+        while self.peek() in (("op", "+"), ("op", "-")):
+            s = 1 if self.take()[1] == "+" else -1
+            m = self.mp(); n = self.node([a + s * b for a, b in zip(n.v, m.v)], sym=n.sym or m.sym)
+        return n
+    def mp(self):
+        n = self.unary()
+        while self.peek() in (("op", "*"), ("op", "/"), ("cmd", "cdot"), ("cmd", "times")):
+            div = self.take()[1] == "/"
+            m = self.unary()
+            if div and any(b == 0 for b in m.v): raise _Bail()
+            n = self.node([a / b if div else a * b for a, b in zip(n.v, m.v)], sym=n.sym or m.sym)
+        return n
+    def unary(self):
+        if self.peek() in (("op", "+"), ("op", "-")):
+            s = 1 if self.take()[1] == "+" else -1
+            n = self.unary(); return self.node([s * a for a in n.v], sym=n.sym)
+        return self.implicit(self.factors())
+
+# %% ../nbs/01_grading.ipynb #a6cbac66
+@patch
+def factors(self:_QuickParser):
+    "The juxtaposed factors that start here."
+    fs = [self.postfix()]
+    while self.peek()[0] in ("num", "sym", "cmd", "open") and self.peek() not in (("cmd", "cdot"), ("cmd", "times")):
+        if fs[-1].kind == "call" or fs[-1].head and self.peek() in (("open", "("), ("open", "[")): raise _Bail()
+        fs.append(self.postfix())
+    return fs
+
+def _surely_irrational(fs:list) -> bool:
+    "Whether a product of constant factors is surely irrational: pi or e times numbers and roots, or one root."
+    kinds = [f.kind for f in fs]
+    if kinds.count("tc") == 1 and all(k in ("tc", "num", "root") for k in kinds) and all(f.v[0] != 0 for f in fs):
+        return True
+    return kinds == ["root"]
+
+@patch
+def implicit(self:_QuickParser, fs:list):
+    "Product of juxtaposed factors, or give up where latex2sympy could read a mixed number."
+    for j in range(len(fs) - 1):
+        f, rest = fs[j], fs[j + 1:]
+        integer = not f.sym and abs(f.v[0] - round(f.v[0])) < 1e-9
+        if integer and not any(r.sym for r in rest) and not _surely_irrational(rest): raise _Bail()
+    if len(fs) == 1: return fs[0]
+    v = fs[0].v
+    for f in fs[1:]: v = [a * b for a, b in zip(v, f.v)]
+    return self.node(v, sym=any(f.sym for f in fs))
+
+# %% ../nbs/01_grading.ipynb #628933a4
+@patch
+def postfix(self:_QuickParser):
+    "An atom with an optional exponent (`^{...}`, one digit, or one letter; `^T` is a transpose)."
+    n = self.atom()
+    if self.peek() != ("op", "^"): return n
+    self.take()
+    if self.peek() == ("open", "{"):
+        self.take()
+        if self.peek() == ("sym", "T"): raise _Bail()
+        e = self.expr(); self.take("close", "}")
+    elif self.peek()[0] == "num" and len(self.peek()[1]) == 1: e = self.node([float(self.take()[1])] * 2)
+    elif self.peek()[0] == "sym" and self.peek()[1] != "T": e = self.symbol()
+    else: raise _Bail()
+    if self.peek() == ("op", "^"): raise _Bail()
+    out = []
+    for x, y in zip(n.v, e.v):
+        if x < 0 and (e.sym or y != round(y)) or x == 0 and y <= 0: raise _Bail()
+        try: out.append(x ** (round(y) if x < 0 else y))
+        except (OverflowError, ZeroDivisionError): raise _Bail() from None
+    tc = n.kind == "tc" and not e.sym and e.v[0] == round(e.v[0]) and e.v[0] > 0
+    return self.node(out, sym=n.sym or e.sym, head=n.head, kind="call" if n.kind == "call" else "tc" if tc else "")
+
+@patch
+def symbol(self:_QuickParser, name=None):
+    "A variable (a letter or Greek letter, optionally with an alphanumeric subscript); `e` is Euler's number."
+    if name is None:
+        raw = self.take("sym")[1]
+        if raw in "iId": raise _Bail()
+        if raw == "e": return self.node([math.e] * 2, kind="tc", head=True)
+        if raw == "E": return self.node([math.e] * 2, sym=True, kind="sym", head=True)   # Math-Verify equates it with e
+        name = raw.lower()
+    if self.peek() == ("op", "_"):
+        self.take()
+        if self.peek() == ("open", "{"):
+            self.take(); parts = []
+            while self.peek()[0] in ("num", "sym"): parts.append(self.take()[1])
+            self.take("close", "}"); sub = "".join(parts)
+        else:
+            k, sub = self.take()
+            if k not in ("num", "sym") or len(sub) != 1: raise _Bail()
+        if not sub.isalnum(): raise _Bail()
+        name += "_" + sub.lower()
+    self.names.add(name)
+    return self.node([_probe(name, 0), _probe(name, 1)], sym=True, kind="sym", head=True)
+
+# %% ../nbs/01_grading.ipynb #642f898b
+@patch
+def atom(self:_QuickParser):
+    "A number, variable, `(...)`, `\\pi`, `\\frac{}{}`, `\\sqrt[n]{}` or function call."
+    kind, s = self.peek()
+    if kind == "num": self.take(); return self.node([float(s)] * 2, kind="num")
+    if kind == "sym": return self.symbol()
+    if (kind, s) in (("open", "("), ("open", "[")):   # `[x+1]^2` groups like `(x+1)^2`
+        self.take(); n = self.expr(); self.take("close", ")" if s == "(" else "]"); return _Node(n.v, n.sym, n.kind)
+    if kind != "cmd": raise _Bail()
+    self.take()
+    if s == "pi": return self.node([math.pi] * 2, kind="tc", head=True)
+    if s in _GREEK: return self.symbol(s.lower())
+    if s in _FUNC_VALUES:   # `\sin(2x)`, or `\sin 2x` where only `+`, `-` or the end may follow the argument
+        if self.peek() == ("open", "("): self.take(); a = self.expr(); self.take("close", ")")
+        else:
+            fs = [self.postfix()]
+            while self.peek()[0] in ("num", "sym") or self.peek()[0] == "cmd" and self.peek()[1] in _GREEK + ["pi"]:
+                fs.append(self.postfix())
+            if self.peek() not in (("op", "+"), ("op", "-"), (None, None)) and self.peek()[0] != "close": raise _Bail()
+            a = self.implicit(fs)
+        try: return self.node([_FUNC_VALUES[s](x) for x in a.v], sym=a.sym, kind="call")
+        except (ValueError, OverflowError, ZeroDivisionError): raise _Bail() from None
+    if s == "frac":
+        a, b = self.group(), self.group()
+        if any(y == 0 for y in b.v): raise _Bail()
+        return self.node([x / y for x, y in zip(a.v, b.v)], sym=a.sym or b.sym)
+    if s != "sqrt": raise _Bail()
+    k = 2
+    if self.peek() == ("open", "["):
+        self.take(); kn = self.expr(); self.take("close", "]")
+        if kn.sym or kn.v[0] != round(kn.v[0]) or not 2 <= kn.v[0] <= 64: raise _Bail()
+        k = int(kn.v[0])
+    a = self.group()
+    if any(x < 0 for x in a.v): raise _Bail()
+    root = not a.sym and a.v[0] == round(a.v[0]) and round(round(a.v[0]) ** (1 / k)) ** k != round(a.v[0])
+    return self.node([x ** (1 / k) for x in a.v], sym=a.sym, kind="root" if root else "")
+
+@patch
+def group(self:_QuickParser):
+    "A braced argument `{...}`."
+    self.take("open", "{"); n = self.expr(); self.take("close", "}"); return n
+
+# %% ../nbs/01_grading.ipynb #4fd8cddf
+def _scalar(t:str, names:set|None=None) -> tuple[_Node, float]:
+    "One scalar part: its node and the largest magnitude met while evaluating it."
+    p = _QuickParser(_tokens(t)); n = p.expr()
+    if p.i != len(p.t): raise _Bail()
+    if names is not None: names |= p.names
+    return n, p.big
+
+def _split_top(t:str) -> list[str]:
+    "Parts of `t` at top-level commas (outside (), [], {} and \\{ \\})."
+    parts, depth, last = [], 0, 0
+    for m in re.finditer(r"\\[{}]|[()\[\]{},]", t):
+        c = m.group()
+        if c in ("(", "[", "{", "\\{"): depth += 1
+        elif c in (")", "]", "}", "\\}"): depth -= 1
+        elif depth == 0: parts.append(t[last:m.start()]); last = m.end()
+        if depth < 0: raise _Bail()
+    return parts + [t[last:]]
+
+_INFINITY = re.compile(r"\s*[+-]?\s*\\infty\s*")
+
+def _part(n:tuple) -> tuple:
+    "(values, magnitude, has variables) of a read part."
+    return n[0].v, n[1], n[0].sym
+
+def _assignment(t:str) -> tuple[str, tuple]:
+    "(`=x`, value of the right side) for `x = ...` where the right side does not mention `x`."
+    lhs, rhs = t.split("=")
+    names, rn = set(), set()
+    lv, rv = _scalar(lhs, names), _scalar(rhs, rn)
+    if lv[0].kind != "sym" or lhs.strip() == "E" or names & rn or rv[0].kind == "sym": raise _Bail()
+    return "=" + names.pop(), ((rv[0].v, rv[1], rv[0].sym),)
+
+# %% ../nbs/01_grading.ipynb #767538d9
+@lru_cache(maxsize=200_000)
+def _quick_values(s:str) -> tuple|None:
+    "(shape, ((values, magnitude, has variables), ...)) of answer `s` as Math-Verify reads it, or None when unsure."
+    if len(s) > 300 or _Q_UNSAFE.search(s): return None
+    depth = 0
+    for ch in s:
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0: return None
+    if depth: return None
+    t = normalize_latex("\\boxed{" + s + "}", _MV_NORM).strip()
+    if not t or _Q_UNSAFE.search(t): return None
+    try:
+        if t.startswith("\\{") and t.endswith("\\}") and _split_top(t) == [t]: shape, parts = "set", _split_top(t[2:-2])
+        elif t[0] in "([" and t[-1] in ")]" and _split_top(t) == [t] and len(_split_top(t[1:-1])) >= 2:
+            shape, parts = t[0] + t[-1], _split_top(t[1:-1])
+        else:
+            parts = _split_top(t)
+            if len(parts) == 1 and t.count("=") == 1 and not re.search(r"[<>!\\]=|=[<>]", t): return _assignment(t)
+            shape = "set" if len(parts) > 1 else "scalar"
+        if len(parts) > 16 or shape in ("[)", "(]") and len(parts) != 2: return None
+        if shape[0] in "([" and len(parts) == 2 and any(_INFINITY.fullmatch(x) for x in parts):   # `(5, \infty)`
+            ends = tuple(((float(x.strip()[0] + "inf") if x.strip()[0] in "+-" else math.inf,) * 2, 1.0, False)
+                         if _INFINITY.fullmatch(x) else _part(_scalar(x)) for x in parts)
+            return (shape, ends) if ends[0][0][0] < ends[1][0][0] else None
+        names = set()
+        nodes = [_scalar(x, names) for x in parts]
+        if shape == "scalar" and nodes[0][0].kind == "sym":
+            return ("sym:" + names.pop(), ()) if len(names) == 1 else None
+        if any(n.kind == "sym" for n, _ in nodes): return None
+        return shape, tuple(_part(n) for n in nodes)
+    except (_Bail, RecursionError, ValueError, TypeError, OverflowError): return None
+
+# %% ../nbs/01_grading.ipynb #23be1b57
+def _apart(a:tuple, b:tuple) -> bool:
+    "Whether two evaluated parts clearly differ at both probe points, beyond rounding and float error."
+    (xs, bx, _), (ys, by, _) = a, b
+    big = max(bx, by)
+    return all(x != y if math.isinf(x) or math.isinf(y) else
+               abs(x - y) > 1e-4 * max(1.0, abs(x), abs(y)) and abs(x - y) > 1e-9 * big for x, y in zip(xs, ys))
+
+def _ordered(shape:str, xs:tuple) -> bool:
+    "Whether a pair is surely a proper interval or a tuple (never an empty or one-point interval)."
+    if all(x < y for x, y in zip(xs[0][0], xs[1][0])) and _apart(xs[0], xs[1]): return True
+    return shape in ("()", "[]") and not xs[0][2] and not xs[1][2] and _apart(xs[0], xs[1])
+
+def _several(shape:str, xs:tuple) -> bool:
+    "Whether a collection surely has two or more members (so it cannot equal one number)."
+    if shape == "set": return len(xs) >= 2 and all(_apart(x, y) for i, x in enumerate(xs) for y in xs[i + 1:])
+    return len(xs) >= 3 and shape in ("()", "[]") or len(xs) == 2 and _ordered(shape, xs)
+
+def _quick_differ(p:str, g:str) -> bool:
+    "Whether normalised answers `p` and `g` surely differ for Math-Verify (False means: don't know)."
+    a, b = _quick_values(p), _quick_values(g)
+    if a is None or b is None: return False
+    (sa, xs), (sb, ys) = a, b
+    if sa.startswith("sym:") or sb.startswith("sym:"):   # a lone variable: only its name, or a constant, can differ
+        if sa.startswith("sym:") and sb.startswith("sym:"): return sa != sb
+        other = ys if sa.startswith("sym:") else xs
+        return not any(x[2] for x in other) and not any(not _apart(x, ((math.e, math.e), 1.0, False)) for x in other)
+    if sa != sb:
+        if "scalar" not in (sa, sb) or "=" in sa + sb: return False
+        return _several(*(b if sa == "scalar" else a))
+    if sa == "scalar" or sa.startswith("="): return _apart(xs[0], ys[0])
+    if sa == "set":   # a member of one set far from every member of the other
+        return any(all(_apart(x, y) for y in ys) for x in xs) or any(all(_apart(x, y) for x in xs) for y in ys)
+    if len(xs) != len(ys): return True
+    if len(xs) == 2 and not (_ordered(sa, xs) and _ordered(sa, ys)): return False
+    return any(_apart(x, y) for x, y in zip(xs, ys))
+
+# %% ../nbs/01_grading.ipynb #23848c3a
 @lru_cache(maxsize=200_000)
 def _parse(s:str, use_timeouts:bool) -> tuple:
     "Math-Verify parse of one normalised answer (cached; gold answers repeat across samples)."
     t = 5 if use_timeouts else None
     return tuple(parse("\\boxed{" + s + "}", parsing_timeout=t))
 
+# %% ../nbs/01_grading.ipynb #78e30a01
 _PROBE = ((0.5377, 1.8339, 0.7412, 1.3137, 0.6588, 1.1472, 0.9128, 1.6931),
           (1.2419, 0.6047, 1.5726, 0.8843, 1.4156, 0.5871, 1.7363, 0.7994))
 
@@ -212,6 +576,7 @@ def _surely_ne(g, p) -> bool:
                 or _surely_ne(g.start, p.start) or _surely_ne(g.end, p.end))
     return _clearly_differ(g, p)
 
+# %% ../nbs/01_grading.ipynb #0b96e5e5
 def _warm_up():
     "Parse and compare once so that forked workers inherit a warm parser (imports, grammar tables)."
     _parse.__wrapped__("\\frac{x^2+1}{2}", False); verify(list(_parse.__wrapped__("x+1", False)), list(_parse.__wrapped__("1+x", False)), timeout_seconds=None)
@@ -234,6 +599,7 @@ def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
     r = _rational_match(p, g)
     if r is not None: return r, "ok"
     if len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS: return False, "too long"
+    if _quick_differ(p, g): return False, "ok"
     mv = False if _mv_timeouts is None else (_mv_timeouts and _in_main_thread())
     gp, pp = _parse(g, mv), _parse(p, mv)
     if not pp or not gp: return False, "parse error"
@@ -241,17 +607,20 @@ def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
     ok = verify(list(gp), list(pp), timeout_seconds=5 if mv else None)
     return bool(ok), "ok"
 
-# %% ../nbs/01_grading.ipynb #e202adfe
+# %% ../nbs/01_grading.ipynb #531a91f5
 class _alarm:
     "Context manager: raise `GradingTimeout` after `seconds` (SIGALRM in the main thread, an async exception elsewhere)."
     def __init__(self, seconds): self.seconds = seconds
-    def _fire(self, signum, frame): raise GradingTimeout()
+    def _fire(self, signum, frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.1)   # again soon, in case a gc callback or `__del__` swallows this one
+        raise GradingTimeout()
     def _fire_async(self):
         import ctypes
         with self.lock:
             if self.done: return
             self.fired = True
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid), ctypes.py_object(GradingTimeout))
+            self.timer = threading.Timer(0.1, self._fire_async); self.timer.daemon = True; self.timer.start()
     def __enter__(self):
         self.mode = None
         if not self.seconds or self.seconds <= 0: return self
@@ -268,8 +637,9 @@ class _alarm:
     def active(self): return self.mode is not None
     def __exit__(self, *exc):
         if self.mode == "signal":
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old)
+            while True:   # a repeat of the alarm may land here: disarm until it sticks
+                try: signal.setitimer(signal.ITIMER_REAL, 0); signal.signal(signal.SIGALRM, self.old); break
+                except GradingTimeout: continue
         elif self.mode == "async":
             import ctypes
             with self.lock:
@@ -279,6 +649,7 @@ class _alarm:
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid), None)
         return False
 
+# %% ../nbs/01_grading.ipynb #dfdc0152
 def _gold_str(gold) -> str|None:
     if isinstance(gold, bool) or gold is None: return None
     if isinstance(gold, int): return str(gold)
@@ -288,25 +659,87 @@ def _gold_str(gold) -> str|None:
     if isinstance(gold, str): return gold
     return None
 
+def _several_parts(gold:str) -> bool:
+    "Whether a gold answer has several parts: a list, a set, 'a and b', `\\pm`."
+    s = re.sub(r"\\left|\\right", "", _normalize(gold))
+    if s.startswith("\\{") and s.endswith("\\}"): s = s[2:-2]
+    if re.search(r"\\pm|\\mp|(?<![A-Za-z])(?:and|or)(?![A-Za-z])", s): return True
+    depth = 0
+    for m in re.finditer(r"\\[{}]|[()\[\]{},;]", s):
+        c = m.group()
+        if c in ("(", "[", "{", "\\{"): depth += 1
+        elif c in (")", "]", "}", "\\}"): depth -= 1
+        elif depth == 0: return True
+    return False
+
+def _numeric_gold(gold:str) -> bool: return _plain_number(_normalize(gold)) is not None
+
+# %% ../nbs/01_grading.ipynb #893d8f3d
+EXTRACTIONS = ("flexible", "strict")
+
+class _Answer(NamedTuple):
+    text: str|None          # the extracted answer
+    rule: str               # which rule found it: boxed, several boxes, ####, answer line, math-verify, last number
+    parsed: list|None = None  # Math-Verify's parse, for the math-verify rule
+
+def _extract(text:str, mode:str="last", extraction:str="flexible", gold:str|None=None,
+             use_timeouts:bool=False) -> _Answer:
+    "The final answer of a response by the rules in order (see above)."
+    _, text = split_thinking(text)
+    spans = _box_spans(text); cs = _box_contents(text, spans)
+    order = range(len(cs) - 1, -1, -1) if mode == "last" else range(len(cs))
+    k = next((k for k in order if cs[k] is not None and cs[k].strip()), None)
+    if k is not None:
+        if gold is not None and _several_parts(gold):
+            run = _box_run(text, spans, cs, k, mode)
+            if len(run) > 1: return _Answer(", ".join(run), "several boxes")
+        return _Answer(cs[k].strip(), "boxed")
+    if extraction == "strict": return _Answer(None, "boxed")
+    if (got := _labelled_answer(text, mode)): return _Answer(*got)
+    if (mv := _mv_extract(text, use_timeouts)): return _Answer(mv[0], "math-verify", mv[1])
+    if (gold is None or _numeric_gold(gold)) and (n := _last_number(text)): return _Answer(n, "last number")
+    return _Answer(None, "none")
+
+def _check_options(mode, extraction):
+    if mode not in ("last", "first"): raise ValueError(f"mode must be 'last' or 'first', got {mode!r}")
+    if extraction not in EXTRACTIONS: raise ValueError(f"extraction must be one of {EXTRACTIONS}, got {extraction!r}")
+
+# %% ../nbs/01_grading.ipynb #3e131588
+def extract_answer(text:str, # a model response (whole; a `<think>` block is skipped)
+                   mode:str="last", # which `\boxed{}`: "last", or "first" like the paper's reference code
+                   extraction:str="flexible", # "flexible": the fallbacks when nothing is boxed; "strict": boxes only
+                   gold:str|None=None, # the gold answer, if known (joins several boxes for a multi-part gold)
+                  ) -> str|None:
+    "The final answer in `text` by the extraction rules, or None."
+    if not isinstance(text, str): return None
+    _check_options(mode, extraction)
+    return _extract(text, mode, extraction, gold, use_timeouts=_in_main_thread()).text
+
+# %% ../nbs/01_grading.ipynb #bcd7363c
 def grade(response:str, # a whole model response (extraction happens inside)
           gold:str, # the gold answer (str; ints/floats are accepted)
           mode:str="last", # which `\boxed{}` to take: "last" or "first"
-          timeout:float|None=DEFAULT_TIMEOUT, # seconds for the comparison (main thread only)
+          timeout:float|None=DEFAULT_TIMEOUT, # seconds for the whole grade (extraction and comparison)
+          extraction:str="flexible", # "flexible" (fallbacks when nothing is boxed) or "strict" (boxes only)
          ) -> Grade:
-    "Grade one response against its gold answer; never raises."
+    "Grade one response against its gold answer; never raises. `reason` names the rule unless it was a box."
     extracted = None
     try:
+        _check_options(mode, extraction)
         if not isinstance(response, str): return Grade(False, None, "not a string")
         g = _gold_str(gold)
         if g is None or not g.strip(): return Grade(False, None, "gold is not a usable string")
         if not response.strip(): return Grade(False, None, "empty response")
         if len(response) > MAX_RESPONSE_CHARS: return Grade(False, None, "too long")
-        extracted = extract_answer(response, mode=mode)
-        if extracted is None: return Grade(False, None, "no answer found")
-        if len(extracted) > MAX_ANSWER_CHARS: return Grade(False, extracted[:MAX_ANSWER_CHARS], "too long")
         with _alarm(timeout) as al:
-            ok, why = answers_match(extracted, g, _mv_timeouts=not al.active and bool(timeout))
-        return Grade(ok, extracted, why)
+            mvt = not al.active and bool(timeout)
+            ans = _extract(response, mode, extraction, g, use_timeouts=mvt and _in_main_thread())
+            extracted = ans.text
+            if extracted is None: return Grade(False, None, "no answer found")
+            if len(extracted) > MAX_ANSWER_CHARS: return Grade(False, extracted[:MAX_ANSWER_CHARS], "too long")
+            if ans.parsed is None: ok, why = answers_match(extracted, g, _mv_timeouts=mvt)
+            else: ok, why = _verify_parsed(ans.parsed, g, mvt)
+        return Grade(ok, extracted, why if ans.rule == "boxed" else f"{why} ({ans.rule})")
     except GradingTimeout:
         return Grade(False, extracted, "timeout")
     except RecursionError:
@@ -314,26 +747,34 @@ def grade(response:str, # a whole model response (extraction happens inside)
     except Exception as e:
         return Grade(False, extracted, f"error: {type(e).__name__}: {str(e)[:200]}")
 
+def _verify_parsed(found:list, gold:str, mvt:bool) -> tuple[bool, str]:
+    "Compare Math-Verify's own parse of a response with the gold answer."
+    mv = mvt and _in_main_thread()
+    gp = _parse(_normalize(gold), mv)
+    if not gp: return False, "parse error"
+    return bool(verify(list(gp), found, timeout_seconds=5 if mv else None)), "ok"
+
 def is_correct(response:str, # a whole model response
                gold:str, # the gold answer
+               extraction:str="flexible", # "flexible" or "strict" (see `grade`)
               ) -> bool:
     "Whether `response`'s final answer equals `gold`."
-    return grade(response, gold).correct
+    return grade(response, gold, extraction=extraction).correct
 
 # %% ../nbs/01_grading.ipynb #e2fb5194
-def _grade_item(args, timeout, mode):
+def _grade_item(args, timeout, mode, extraction="flexible"):
     r, g = args
-    try: return tuple(grade(r, g, mode=mode, timeout=timeout))
+    try: return tuple(grade(r, g, mode=mode, timeout=timeout, extraction=extraction))
     except BaseException as e: return (False, None, f"error: {type(e).__name__}: {str(e)[:200]}")
 
-def _worker_main(conn, timeout, mode):
+def _worker_main(conn, timeout, mode, extraction):
     "Worker process: receive chunks of (idx, response, gold), send one result per item."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try: task = conn.recv()
         except EOFError: return
         if task is None: return
-        for idx, r, g in task: conn.send((idx, _grade_item((r, g), timeout, mode)))
+        for idx, r, g in task: conn.send((idx, _grade_item((r, g), timeout, mode, extraction)))
 
 def _default_workers() -> int:
     try: return max(1, len(os.sched_getaffinity(0)))
@@ -347,6 +788,7 @@ def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs
                 progress:bool=True, # show a tqdm progress bar
                 chunk_size:int|None=None, # items per task sent to a worker (None: automatic)
                 grace:float|None=None, # extra seconds before a stuck worker is killed (None: max(2, timeout))
+                extraction:str="flexible", # "flexible" (fallbacks when nothing is boxed) or "strict" (boxes only)
                ) -> list[Grade]:
     "Grade many (response, gold) pairs in parallel processes with a per-item timeout; never raises per item."
     from tqdm.auto import tqdm
@@ -357,14 +799,14 @@ def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs
             raise ValueError(f"grade_batch: {len(responses)} responses but {len(golds)} gold answers")
         pairs = list(zip(responses, golds))
     n = len(pairs)
-    if mode not in ("last", "first"): raise ValueError(f"mode must be 'last' or 'first', got {mode!r}")
+    _check_options(mode, extraction)
     if n_workers is None: n_workers = 1 if n < 256 else _default_workers()
     n_workers = max(1, min(int(n_workers), n or 1))
     bar = tqdm(total=n, desc="grading", disable=not progress, unit="item")
     if n_workers == 1:
         out = []
         for p in pairs:
-            out.append(Grade(*_grade_item(p, timeout, mode))); bar.update(1)
+            out.append(Grade(*_grade_item(p, timeout, mode, extraction))); bar.update(1)
         bar.close(); return out
     import multiprocessing as mp
     from multiprocessing.connection import wait
@@ -379,7 +821,7 @@ def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs
     workers = {}  # conn -> dict(proc, pending deque, last)
     def start():
         a, b = ctx.Pipe(duplex=True)
-        p = ctx.Process(target=_worker_main, args=(b, timeout, mode), daemon=True)
+        p = ctx.Process(target=_worker_main, args=(b, timeout, mode, extraction), daemon=True)
         p.start(); b.close()
         workers[a] = dict(proc=p, pending=deque(), last=time.monotonic())
     def retire(conn, why_first):
@@ -437,12 +879,17 @@ class GradeConfig:
     split: str|None = dataclasses.field(default=None, metadata={"help": "dataset split"})
     output: str|None = dataclasses.field(default=None, metadata={"help": "write per-item results to this JSONL file"})
     mode: str = dataclasses.field(default="last", metadata={"help": "which boxed answer: last or first"})
+    extraction: str = dataclasses.field(default="flexible", metadata={
+        "help": "flexible: labelled lines, Math-Verify's extraction, the last number when nothing is boxed; "
+                "strict: boxed answers only"})
     n_workers: int|None = dataclasses.field(default=None, metadata={"help": "grading processes (default: CPUs)"})
     timeout: float = dataclasses.field(default=DEFAULT_TIMEOUT, metadata={"help": "seconds per item"})
     progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
         if self.mode not in ("last", "first"): raise ValueError(f"--mode must be 'last' or 'first', got {self.mode!r}")
+        if self.extraction not in EXTRACTIONS:
+            raise ValueError(f"--extraction must be one of {EXTRACTIONS}, got {self.extraction!r}")
         if self.timeout <= 0: raise ValueError(f"--timeout must be > 0, got {self.timeout}")
 
 def read_responses(path:str|Path, # JSONL with `id`+`response` or `problem_id`+`completion` per line
@@ -485,7 +932,7 @@ def grade_cli(argv:list[str]|None=None, # command-line arguments after `o1-prune
         print(f"o1-pruner grade: no gradable rows in {cfg.responses} ({len(skipped)} skipped)")
         return 1
     grades = grade_batch([r for _, r in rows], [gold[pid] for pid, _ in rows], n_workers=cfg.n_workers,
-                         timeout=cfg.timeout, mode=cfg.mode, progress=cfg.progress)
+                         timeout=cfg.timeout, mode=cfg.mode, progress=cfg.progress, extraction=cfg.extraction)
     n, correct = len(grades), sum(g.correct for g in grades)
     no_ans = sum(g.reason == "no answer found" for g in grades)
     lens = [len(r) if isinstance(r, str) else 0 for _, r in rows]
@@ -494,7 +941,7 @@ def grade_cli(argv:list[str]|None=None, # command-line arguments after `o1-prune
     table = [("n", f"{n}"), ("correct", f"{correct}"), ("accuracy", f"{correct / n:.4f}"),
              ("no answer", f"{no_ans}"), ("mean length (chars)", f"{sum(lens) / n:.1f}"), ("skipped lines", f"{len(skipped)}")]
     w = max(len(k) for k, _ in table)
-    print(f"grading {cfg.responses} against {cfg.dataset}")
+    print(f"grading {cfg.responses} against {cfg.dataset} ({cfg.extraction} extraction)")
     for k, v in table: print(f"  {k:<{w}}  {v}")
     print("  reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])))
     if cfg.output:

@@ -4,14 +4,16 @@ import warnings
 import datasets
 import pytest
 
-from o1_pruner.data import (BUILTIN_DATASETS, PAPER_TEST_SETS, DataError, MissingAnswer, build_messages, find_boxed,
-                            load_problems, normalize_row, render_prompt, training_messages, SPEED_SUFFIXES, SYSTEM_PROMPTS)
+from o1_pruner import grading
+from o1_pruner.data import (BUILTIN_DATASETS, BUILTIN_DIR, FIELD_TEST_SETS, PAPER_TEST_SETS, PROBLEM_COLUMNS, DataError,
+                            MissingAnswer, build_messages, find_boxed, load_problems, normalize_row, render_prompt,
+                            training_messages, SPEED_SUFFIXES, SYSTEM_PROMPTS)
 
 SHARED_FILES = {  # file -> rows that have a usable gold answer
     "o1-pruner-paper/math_test.json": 458, "o1-pruner-paper/gsm8k.json": 1319, "o1-pruner-paper/gaokao.json": 383,
     "o1-pruner-paper/math_train_hard.json": 408, "gsm8k/train.jsonl": 7473, "gsm8k/test.jsonl": 1319,
     "qwen25-math-eval/aime24.jsonl": 30, "qwen25-math-eval/amc23.jsonl": 40,
-    "qwen25-math-eval/gaokao2023en.jsonl": 383, "qwen25-math-eval/minerva_math.jsonl": 272,
+    "qwen25-math-eval/gaokao2023en.jsonl": 383, "qwen25-math-eval/minerva_math.jsonl": 272, "math500/test.jsonl": 500,
 }
 
 
@@ -21,7 +23,8 @@ def test_every_shared_file_loads(shared_data, rel, n):
         warnings.simplefilter("always")
         ds = load_problems(shared_data / rel)
     assert len(ds) == n
-    assert set(ds.column_names) == {"id", "problem", "answer", "solution", "source", "level"}
+    assert tuple(ds.column_names) == PROBLEM_COLUMNS
+    assert PROBLEM_COLUMNS == ("id", "problem", "answer", "solution", "source", "level", "subject")
     assert all(a.strip() for a in ds["answer"]) and all(p.strip() for p in ds["problem"])
     assert len(set(ds["id"])) == len(ds)
     if n in (383, 408):  # rows with an empty answer (2 GaoKao, 3 MATH-train) with an empty answer are reported, not silently lost
@@ -131,6 +134,51 @@ def test_prompts(char_tokenizer):
 
 def test_normalize_numeric_answers():
     assert normalize_row({"problem": "p", "answer": 3}, 0, "f")["answer"] == "3"
-    assert normalize_row({"problem": "p", "answer": 27.0}, 0, "f")["answer"] == "27.0"
+    assert normalize_row({"problem": "p", "answer": 27.0}, 0, "f")["answer"] == "27"
+    assert normalize_row({"problem": "p", "answer": 0.5}, 0, "f")["answer"] == "0.5"
     with pytest.raises(DataError, match="not an object"):
         normalize_row(["p", "3"], 5, "f")
+
+
+FIELD_SETS = {  # name -> (shared file, rows, levels, subjects)
+    "math-500": ("math500/test.jsonl", 500, {"1", "2", "3", "4", "5"}, 7),
+    "aime24": ("qwen25-math-eval/aime24.jsonl", 30, {None}, 0),
+    "amc23": ("qwen25-math-eval/amc23.jsonl", 40, {None}, 0),
+    "minerva-math": ("qwen25-math-eval/minerva_math.jsonl", 272, {None}, 9),
+}
+
+
+@pytest.mark.parametrize("name", FIELD_SETS)
+def test_field_builtin_sets_load_offline_with_metadata(name):
+    rel, n, levels, n_subjects = FIELD_SETS[name]
+    assert (BUILTIN_DIR / BUILTIN_DATASETS[name]).is_file()   # shipped in the package, not read from ../shared
+    ds = load_problems(name)
+    assert len(ds) == n and set(ds["source"]) == {name} and len(set(ds["id"])) == n
+    assert all(a.strip() for a in ds["answer"]) and all(p.strip() for p in ds["problem"])
+    assert set(ds["level"]) == levels
+    assert len({s for s in ds["subject"] if s is not None}) == n_subjects
+    assert set(FIELD_TEST_SETS) == set(FIELD_SETS)
+
+
+def test_field_builtin_sets_match_shared_files(shared_data):
+    for name, (rel, n, _, _) in FIELD_SETS.items():
+        assert (BUILTIN_DIR / BUILTIN_DATASETS[name]).read_bytes() == (shared_data / rel).read_bytes(), name
+    m500 = load_problems("math-500").to_pandas()
+    assert m500.level.value_counts().to_dict() == {"5": 134, "4": 128, "3": 105, "2": 90, "1": 43}
+    assert m500.subject.value_counts()["Algebra"] == 124
+    assert load_problems("amc23")["answer"][0] == "27" and load_problems("aime24")["answer"][0] == "204"
+    minerva = load_problems("minerva-math")
+    assert minerva[0]["subject"].startswith("Introduction to Astronomy")
+    assert all(a == find_boxed(s) for a, s in zip(minerva["answer"], minerva["solution"]))
+
+
+def test_builtin_license_files_shipped():
+    names = {p.name for p in BUILTIN_DIR.iterdir()}
+    assert {"LICENSE", "LICENSE-MATH", "LICENSE-Apache-2.0", "README.md"} <= names
+    readme = (BUILTIN_DIR / "README.md").read_text()
+    assert all(f"`{n}`" in readme for n in BUILTIN_DATASETS)
+
+
+def test_one_boxed_extractor():
+    assert find_boxed is grading.find_boxed
+    assert find_boxed("\\boxed{" * 5000 + "1" + "}" * 5000) == "1"

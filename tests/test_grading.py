@@ -40,6 +40,12 @@ HOSTILE = [
     ("So, the answer is $-3$.", "last", "-3"),
     ("<think>\\boxed{1}</think> final \\boxed{2}", "first", "2"),
     ("<think>\\boxed{1}", "last", None),
+    ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "last", "\\frac{3}{4}"),
+    ("**Final Answer**\n\n$$42$$", "last", "42"),
+    ("Answer: (C)", "last", "(C)"),
+    ("The answer is 7. Checking again, the answer is correct.", "last", "7"),
+    ("Adding them up gives $x = \\frac{7}{2}$ for the width.", "last", "x = \\frac{7}{2}"),
+    ("so in total she pays 18 dollars for 3 books", "last", "3"),
     ("reasoning \\boxed{1}</think> final \\boxed{2}", "first", "2"),
 ])
 def test_extract(text, mode, want):
@@ -125,13 +131,13 @@ def test_grade_batch_real_timeout():
     assert [g.correct for g in out] == [False, True, False, True]
 
 
-def _evil_grade_item(args, timeout, mode):
+def _evil_grade_item(args, timeout, mode, extraction="flexible"):
     r, g = args
     if r == "HANG":     # a computation stuck in C code: the alarm cannot interrupt it
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
         time.sleep(60)
     if r == "CRASH": os._exit(3)
-    return _real_grade_item(args, timeout, mode)
+    return _real_grade_item(args, timeout, mode, extraction)
 
 _real_grade_item = G._grade_item
 
@@ -188,6 +194,24 @@ def test_grade_cli_real_loader(tmp_path, capsys):
     _check_cli_output(rc, capsys.readouterr().out, tmp_path / "o.jsonl")
 
 
+def test_grade_cli_extraction_option(tmp_path, capsys):
+    ds, resp = _cli_files(tmp_path)
+    _write_jsonl(resp, [{"id": "p1", "response": "so \\boxed{2}"},
+                        {"id": "p3", "response": "3*3 = 9, so the answer is 9."}])
+    args = ["--responses", str(resp), "--dataset", str(ds), "--n_workers", "1", "--progress", "false",
+            "--output", str(tmp_path / "o.jsonl")]
+    assert grade_cli(args) == 0
+    res = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(r["correct"], r["reason"]) for r in res] == [(True, "ok"), (True, "ok (answer line)")]
+    assert grade_cli(args + ["--extraction", "strict"]) == 0
+    out = capsys.readouterr().out
+    assert "strict extraction" in out and "0.5000" in out
+    res = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(r["correct"], r["reason"]) for r in res] == [(True, "ok"), (False, "no answer found")]
+    with pytest.raises(ValueError, match="--extraction must be one of"):   # a ConfigError: exit code 2 in the CLI
+        grade_cli(args + ["--extraction", "loose"])
+
+
 @pytest.mark.skipif(not (SHARED / "o1-pruner-paper" / "math_test.json").exists(), reason="shared data not present")
 def test_real_golds_match_themselves():
     rows = json.loads((SHARED / "o1-pruner-paper" / "math_test.json").read_text())[:150]
@@ -222,3 +246,212 @@ def test_surely_unequal_never_contradicts_verify(pred, gold, surely):
 def test_grade_batch_warm_start_same_results():
     pairs = [(f"so $\\boxed{{{p}}}$", g) for p, g in [("x^2+1", "x^2+2"), ("(x+1)^2", "x^2+2x+1"), ("3", "3"), ("0.5", "\\frac12")]] * 3
     assert [g.correct for g in grade_batch(pairs, n_workers=2, progress=False)] == [False, True, True, True] * 3
+
+
+# --- extraction when nothing is boxed, strict mode, several boxes --------------------------------------------------
+
+def _gsm(split, n):
+    return [json.loads(l) for l in (SHARED / "gsm8k" / f"{split}.jsonl").read_text().splitlines()[:n]]
+
+
+@pytest.mark.skipif(not (SHARED / "gsm8k" / "train.jsonl").exists(), reason="shared data not present")
+def test_gsm8k_solutions_graded_by_their_hash_line():
+    rows = _gsm("train", 300)
+    golds = [r["answer"].split("####")[-1].strip() for r in rows]
+    out = grade_batch([r["answer"] for r in rows], golds, n_workers=1, progress=False)
+    assert all(g.correct and g.reason == "ok (####)" for g in out)
+    strict = grade_batch([r["answer"] for r in rows[:20]], golds[:20], n_workers=1, progress=False, extraction="strict")
+    assert all(g.reason == "no answer found" for g in strict)
+    # without the #### line, the last expression (Math-Verify's extraction) still finds most answers
+    bare = grade_batch([r["answer"].rsplit("####", 1)[0] for r in rows[:100]], golds[:100], n_workers=1, progress=False)
+    assert sum(g.correct for g in bare) >= 90 and {g.reason for g in bare} <= {"ok (math-verify)", "ok (last number)"}
+
+
+def _unbox(text):
+    out, last = [], 0
+    for start, a, b, end in filter(None, G._box_spans(text)):
+        if start >= last: out += [text[last:start], text[a:b]]; last = end
+    return "".join(out) + text[last:]
+
+
+@pytest.mark.skipif(not (SHARED / "math500" / "test.jsonl").exists(), reason="shared data not present")
+def test_math500_solutions_boxed_and_unboxed():
+    rows = [json.loads(l) for l in (SHARED / "math500" / "test.jsonl").read_text().splitlines()[:60]]
+    boxed = grade_batch([r["solution"] for r in rows], [r["answer"] for r in rows], n_workers=1, progress=False)
+    assert sum(g.correct for g in boxed) >= 57 and all(g.reason == "ok" for g in boxed)
+    bare = grade_batch([_unbox(r["solution"]) for r in rows], [r["answer"] for r in rows], n_workers=1, progress=False)
+    assert all("\\boxed" not in _unbox(r["solution"]) for r in rows)
+    assert 30 <= sum(g.correct for g in bare) < 57   # the last expression of a solution is often not its answer
+    assert {g.reason for g in bare} <= {"ok (math-verify)", "ok (answer line)", "no answer found", "ok (last number)"}
+
+
+@pytest.mark.parametrize("response,gold,correct,reason", [
+    ("Let me compute: 48/2 = 24 in May, 48 + 24 = 72 in total.\n\n**Final Answer:** 72", "72", True,
+     "ok (answer line)"),
+    ("The area is $\\pi r^2 = 25\\pi$.\n\nFinal Answer: The final answer is $25\\pi$. I hope it is correct.",
+     "25\\pi", True, "ok (answer line)"),
+    ("Therefore the answer is: $\\frac{3}{5}$", "\\frac{3}{5}", True, "ok (answer line)"),
+    ("So Janet makes 9 * 2 = $18 every day.\n#### 18", "18", True, "ok (####)"),
+    ("Solving, the two roots are $x=2$ and $x=3$, so the larger one is $3$.", "3", True, "ok (math-verify)"),
+    ("<think>Try 5... no, 6 works.</think>\nThe number of ways is 6.", "6", True, "ok (math-verify)"),
+    ("The remaining balance after two payments is 1,250 dollars", "1250", True, "ok (math-verify)"),
+    ("I think it is seven, since we add 3 and 4", "7", False, "ok (math-verify)"),
+    ("I'm not sure how to finish this one.", "7", False, "no answer found"),
+])
+def test_unboxed_model_style_responses(response, gold, correct, reason):
+    g = grade(response, gold)
+    assert (g.correct, g.reason) == (correct, reason), g
+    assert grade(response, gold, extraction="strict").reason == "no answer found"
+
+
+def test_last_number_only_for_numeric_gold():
+    # Math-Verify's plain-number pattern wants a space or `=` before the number: here only the last-number rule finds it
+    assert G._extract("x" * 10 + "12", gold="12") == ("12", "last number", None)
+    assert grade("x" * 10 + "12", "12") == Grade(True, "12", "ok (last number)")
+    assert G._extract("x" * 10 + "12", gold="\\frac{1}{2}").rule == "none"
+
+
+def test_strict_and_mode_options():
+    r = "My first guess \\boxed{5} was wrong; the answer is 6."
+    assert grade(r, "6").correct is False and grade(r, "6").reason == "ok"   # a box wins over any later text
+    assert grade("the answer is 6", "6", extraction="strict").reason == "no answer found"
+    assert grade("x", "1", extraction="loose").reason.startswith("error: ValueError")
+    with pytest.raises(ValueError): grade_batch(["a"], ["1"], extraction="loose")
+    with pytest.raises(ValueError): extract_answer("a", extraction="loose")
+
+
+@pytest.mark.parametrize("response,gold,want,reason", [
+    ("The solutions are $\\boxed{(2, 2)}$ and $\\boxed{(6, 2)}$.", "(2, 2), (6, 2)", True, "ok (several boxes)"),
+    ("The solutions are $\\boxed{(2, 2)}$ and $\\boxed{(6, 2)}$.", "(6, 2), (2, 2)", True, "ok (several boxes)"),
+    ("The possible values are \\boxed{1}, \\boxed{2}, \\boxed{3}.", "1, 2, 3", True, "ok (several boxes)"),
+    ("The possible values are \\boxed{1}, \\boxed{2}, \\boxed{3}.", "\\{1,2,3\\}", True, "ok (several boxes)"),
+    ("So $x = \\boxed{-2}$ or $x = \\boxed{5}$.", "-2, 5", True, "ok (several boxes)"),
+    ("The roots are \\boxed{2+\\sqrt{3}} and \\boxed{2-\\sqrt{3}}", "2 \\pm \\sqrt{3}", True, "ok (several boxes)"),
+    ("The possible values are \\boxed{1}, \\boxed{2}, \\boxed{4}.", "1, 2, 3", False, "ok (several boxes)"),
+    ("First I got \\boxed{1}, but rechecking, it is \\boxed{2} and \\boxed{3}.", "2, 3", True, "ok (several boxes)"),
+    ("The answer is \\boxed{(2, 2), (6, 2)}", "(2, 2), (6, 2)", True, "ok"),
+    # one-part gold: the last box decides, as before, even right after a wrong one
+    ("So \\boxed{3}, \\boxed{4}", "4", True, "ok"),
+    ("I first thought \\boxed{12}, and then \\boxed{15}", "15", True, "ok"),
+    ("The pair is \\boxed{1} and \\boxed{2}", "(1, 2)", False, "ok"),
+])
+def test_several_boxes(response, gold, want, reason):
+    g = grade(response, gold)
+    assert (g.correct, g.reason) == (want, reason), g
+
+
+# --- bounded extraction and the per-item timeout on every path -----------------------------------------------------
+
+PATHOLOGICAL = ["\\boxed{" * 16000, "\\fbox{" * 16000 + "1", "{" * 50000 + "\\boxed{1", "\\[" * 30000,
+                "answer: " * 20000, "$\\frac{" * 10000, "#### " * 20000]
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL)
+def test_pathological_input_finishes_within_its_timeout(text):
+    g = grade(text, "1", timeout=5)
+    assert g.reason != "timeout" and not g.reason.startswith("error"), g
+    assert grade(text, "1", timeout=5, extraction="strict").reason == "no answer found"
+
+
+def test_pathological_batch_in_process():
+    out = grade_batch(PATHOLOGICAL + ["\\boxed{1}"], ["1"] * (len(PATHOLOGICAL) + 1), timeout=5, progress=False)
+    assert [g.reason != "timeout" for g in out] == [True] * len(out) and out[-1].correct
+
+
+def _slow_spans(text):
+    time.sleep(30)
+    return []
+
+
+def test_timeout_covers_extraction(monkeypatch):
+    monkeypatch.setattr(G, "_box_spans", _slow_spans)
+    t0 = time.time()
+    assert grade("\\boxed{1}", "1", timeout=0.5).reason == "timeout"
+    out = grade_batch([("\\boxed{1}", "1")] * 2, n_workers=None, timeout=0.5, progress=False)   # < 256: in process
+    assert [g.reason for g in out] == ["timeout", "timeout"]
+    assert time.time() - t0 < 20
+
+
+def test_extraction_is_linear_in_boxes():
+    spans = G._box_spans("\\boxed{" * 16000 + "1" + "}" * 16000)
+    assert len(spans) == 16000 and all(s is not None for s in spans)
+    assert G.find_boxed("\\boxed{" * 16000 + "1" + "}" * 16000) == "1"
+
+
+# --- the quick numeric check agrees with Math-Verify ---------------------------------------------------------------
+
+def _mv_value(e, k):
+    import sympy
+    name = lambda x: x.name.lower().replace("{", "").replace("}", "")
+    sub = {x: sympy.E if x.name == "e" else G._probe(name(x), k) for x in e.free_symbols}
+    return complex(e.xreplace(sub).evalf(30))
+
+
+@pytest.mark.skipif(not (SHARED / "math500" / "test.jsonl").exists(), reason="shared data not present")
+def test_quick_reader_values_equal_math_verify_on_real_golds():
+    import sys as _sys
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from _golds import all_golds
+    golds = sorted({G._normalize(g) for gs in all_golds(SHARED).values() for g in gs})
+    checked = 0
+    for s in golds:
+        q = G._quick_values(s)
+        if q is None or q[0] != "scalar" or G._rational(s) is not None: continue
+        e = G._parse(s, False)[0]
+        if isinstance(e, str): continue   # Math-Verify could not parse it: it compares strings, never equal to ours
+        for k in range(2):
+            assert abs(_mv_value(e, k) - q[1][0][0][k]) <= 1e-7 * max(1, abs(q[1][0][0][k])), s
+        checked += 1
+    assert checked > 150
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(st.sampled_from(["2", "3", "0.5", "x", "y", "\\pi", "e", "a_{1}", "\\omega", "12"]),
+                    lambda t: st.one_of(st.tuples(t, st.sampled_from(["+", "-", "\\cdot ", "/", " ", ""]), t)
+                                        .map("".join),
+                                        t.map(lambda a: f"\\frac{{{a}}}{{2}}"), t.map(lambda a: f"\\sqrt{{{a}}}"),
+                                        t.map(lambda a: f"({a})^{{2}}"), t.map(lambda a: f"\\sin({a})"),
+                                        t.map(lambda a: f"-{a}")),
+                    max_leaves=6))
+def test_quick_reader_values_equal_math_verify_random(s):
+    q = G._quick_values(G._normalize(s))
+    if q is None or q[0] != "scalar": return
+    e = G._parse(G._normalize(s), False)[0]
+    if isinstance(e, str): return
+    for k in range(2):
+        assert abs(_mv_value(e, k) - q[1][0][0][k]) <= 1e-7 * max(1, abs(q[1][0][0][k])), (s, str(e))
+
+
+@pytest.mark.parametrize("pred,gold", [
+    ("(1,2,4)", "(1,2,3)"), ("[1, 3)", "[1, 2)"), ("\\{1, 5\\}", "\\{2, 1\\}"), ("y = 2x + 1", "y = 2x + 3"),
+    ("4", "(1, 2)"), ("1, 2, 3", "7"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}"), ("2\\pi r", "\\pi r^2"),
+    ("\\sin 2x", "2\\sin x"), ("e^{-2t}", "e^{-t}"), ("\\omega_{n} x", "2\\omega_{n} x"),
+    ("x", "y"), ("C", "628"), ("32", "(-\\infty, -3)"), ("[x+1]^2", "(x+2)^2")])
+def test_quick_differ_only_when_math_verify_says_unequal(pred, gold):
+    p, g = G._normalize(pred), G._normalize(gold)
+    assert G._quick_differ(p, g)
+    assert not G.verify(list(G._parse(g, False)), list(G._parse(p, False)), timeout_seconds=None)
+
+
+@pytest.mark.parametrize("pred,gold", [
+    ("(1, 2)", "\\{1, 2\\}"), ("(3, 1]", "(5, 2]"), ("2\\frac{1}{2}", "\\frac{5}{2}"), ("(2)(3)", "5"),
+    ("\\nu", "n u"), ("E", "e"),
+    ("2, \\frac{4}{2}", "2"), ("0.3333333", "\\frac{1}{3}"), ("\\nu", "n u"), ("x^{T}", "x"), ("2dx", "2d x")])
+def test_quick_differ_gives_up_where_math_verify_reads_differently(pred, gold):
+    assert not G._quick_differ(G._normalize(pred), G._normalize(gold))
+
+
+def test_quick_differ_never_contradicts_verify_on_wrong_variants():
+    import random
+    sys_path = str(Path(__file__).resolve().parents[1] / "bench")
+    import sys as _sys
+    if sys_path not in _sys.path: _sys.path.insert(0, sys_path)
+    from bench_grading import build_pairs
+    pairs, _ = build_pairs(1200, seed=7, k=1)
+    claims = 0
+    for r, g in pairs:
+        p, gg = G._normalize(extract_answer(r)), G._normalize(g)
+        if p == gg or G._rational_match(p, gg) is not None or not G._quick_differ(p, gg): continue
+        claims += 1
+        assert not G.verify(list(G._parse(gg, False)), list(G._parse(p, False)), timeout_seconds=None), (p, gg)
+    assert claims > 20
