@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from o1_pruner.grading import find_boxed
+from o1_pruner.data import find_boxed
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

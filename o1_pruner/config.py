@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +16,39 @@ RECIPE_DIR = Path(__file__).parent / "recipes"
 
 
 class ConfigError(ValueError):
-    """A recipe or flag that cannot be turned into a valid config."""
+    """A user error (a recipe, flag, file or folder that cannot be used): the CLI prints it as one line, exit code 2."""
+
+
+def none(v):
+    "None for the usual spellings of 'nothing' in recipes and flags ('none', 'null', ''), else `v` unchanged."
+    return None if isinstance(v, str) and v.strip().lower() in ("none", "null", "") else v
+
+
+def check_range(errs:list[str], # messages collected so far (appended to)
+                name:str, # option name, as the user types it
+                value, # its value (None passes: an unset option)
+                lo=None, # smallest allowed value (inclusive), or None
+                hi=None, # largest allowed value (inclusive), or None
+                lo_open:bool=False, # exclude `lo` itself
+               ):
+    "Append a message to `errs` when `value` is not finite or lies outside [lo, hi] (or (lo, hi])."
+    if value is None or isinstance(value, bool): return
+    if not math.isfinite(float(value)): errs.append(f"{name} must be a finite number, got {value}"); return
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        errs.append(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value}")
+    elif hi is not None and value > hi: errs.append(f"{name} must be <= {hi}, got {value}")
+
+
+def check_writable(folder:str|os.PathLike, # a folder the command will write (created if missing)
+                   what:str="output folder", # how to name it in the message
+                  ):
+    "Make sure `folder` can be created and written, before any expensive work; ConfigError otherwise."
+    p = os.path.abspath(os.fspath(folder))
+    try:
+        os.makedirs(p, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".o1-pruner-write-test-"): pass
+    except OSError as e:
+        raise ConfigError(f"cannot write the {what} {folder}: {e.strerror or e}; choose another --output_dir") from None
 
 
 def list_recipes(prefix: str = "") -> list[str]:
@@ -70,6 +106,8 @@ def parse_config(dc_types: Sequence[type], argv: Sequence[str] | None = None, pr
     if unknown:
         raise ConfigError(f"Unknown option(s) in recipe: {unknown}. Valid options: {sorted(known)}")
     parser = HfArgumentParser(list(dc_types), prog=prog, description=description)
+    for action in parser._actions:   # argparse formats help with %: a literal % in a help text would crash --help
+        if action.help: action.help = re.sub(r"%(?!\()", "%%", action.help)
     parser.add_argument("--config", "--recipe", dest="_recipe", default=None,
                         help=f"YAML recipe: a file, or a shipped name ({', '.join(list_recipes()) or 'none'}); flags override it")
     if recipe:

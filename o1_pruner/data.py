@@ -10,19 +10,20 @@ from __future__ import annotations
 import importlib.resources
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import datasets
 
-from .grading import find_boxed
+from .config import ConfigError
 
 # %% auto #0
 __all__ = ['BUILTIN_DIR', 'BUILTIN_DATASETS', 'PAPER_TEST_SETS', 'FIELD_TEST_SETS', 'PROBLEM_FIELDS', 'ANSWER_FIELDS',
            'SOLUTION_FIELDS', 'ID_FIELDS', 'LEVEL_FIELDS', 'SUBJECT_FIELDS', 'PROBLEM_COLUMNS', 'SYSTEM_PROMPTS',
-           'SPEED_SUFFIXES', 'USER_TEMPLATE', 'TRAIN_SYSTEM_PROMPT', 'DataError', 'MissingAnswer', 'normalize_row',
-           'load_problems', 'build_messages', 'training_messages', 'render_prompt']
+           'SPEED_SUFFIXES', 'USER_TEMPLATE', 'TRAIN_SYSTEM_PROMPT', 'find_boxed', 'DataError', 'MissingAnswer',
+           'normalize_row', 'load_problems', 'build_messages', 'training_messages', 'render_prompt']
 
 # %% ../nbs/00_data.ipynb #d5dea885
 BUILTIN_DIR = Path(str(importlib.resources.files("o1_pruner"))) / "builtin_data"
@@ -39,6 +40,55 @@ BUILTIN_DATASETS = {
 PAPER_TEST_SETS = ("math-test", "gsm8k-test", "gaokao-2023-en")
 FIELD_TEST_SETS = ("math-500", "aime24", "amc23", "minerva-math")
 
+# %% ../nbs/00_data.ipynb #d39b57d9
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
+_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+_BARE_BOX = re.compile(r"[^\s$]+")
+
+def _box_spans(text:str) -> list[tuple[int, int, int, int]|None]:
+    "(command start, content start, content end, box end) of every `\\boxed`/`\\fbox` in `text`, None if unbalanced."
+    cmds = list(_BOX_RE.finditer(text))
+    if not cmds: return []
+    close, stack = {}, []
+    for m in _BRACE_TOKENS.finditer(text, cmds[0].start()):
+        if m.group() == "{": stack.append(m.start())
+        elif m.group() == "}" and stack: close[stack.pop()] = m.start()
+    out, n = [], len(text)
+    for m in cmds:
+        i = m.end()
+        while i < n and text[i] in " \t": i += 1
+        if i < n and text[i] == "{": j = close.get(i); out.append(None if j is None else (m.start(), i + 1, j, j + 1))
+        elif i == m.end(): out.append(None)                                   # `\boxedx` is not a box
+        else: b = _BARE_BOX.match(text, i); out.append((m.start(), i, b.end(), b.end()) if b else None)   # `\boxed 5`
+    return out
+
+# %% ../nbs/00_data.ipynb #605ccd6e
+def _box_contents(text:str, spans:list) -> list[str|None]:
+    "Content of each box in `spans`, a box holding only a box unwrapped; None where unbalanced."
+    at = {s[0]: k for k, s in enumerate(spans) if s is not None}
+    out = [None] * len(spans)
+    for k in range(len(spans) - 1, -1, -1):
+        if spans[k] is None: continue
+        _, a, b, _ = spans[k]
+        c = text[a:b]
+        lead = len(c) - len(c.lstrip())
+        kk = at.get(a + lead) if _BOX_RE.match(c, lead) else None
+        if kk is not None and out[kk] is not None: c = out[kk] if spans[kk][2] <= b else text[spans[kk][1]:b]
+        out[k] = c
+    return out
+
+# %% ../nbs/00_data.ipynb #740b3cf4
+def find_boxed(text:str, # text that may contain `\boxed{...}` or `\fbox{...}`
+               which:str="last", # "last" (default) or "first" non-empty boxed expression
+              ) -> str|None:
+    "Content of the last (or first) non-empty brace-matched `\\boxed{}`/`\\fbox{}` in `text`, or None."
+    if not isinstance(text, str): return None
+    if which not in ("last", "first"): raise ValueError(f"which must be 'last' or 'first', got {which!r}")
+    cs = _box_contents(text, _box_spans(text))
+    for c in (reversed(cs) if which == "last" else cs):
+        if c is not None and c.strip(): return c.strip()
+    return None
+
 # %% ../nbs/00_data.ipynb #6cb8c43c
 PROBLEM_FIELDS = ("problem", "question", "Problem", "Question", "query", "input", "prompt")
 ANSWER_FIELDS = ("answer", "ground_truth_answer", "gt", "gt_answer", "final_answer", "Answer", "target", "label")
@@ -49,7 +99,7 @@ SUBJECT_FIELDS = ("subject", "type", "Subject", "category", "topic")
 PROBLEM_COLUMNS = ("id", "problem", "answer", "solution", "source", "level", "subject")
 
 
-class DataError(ValueError):
+class DataError(ConfigError):
     "A problem file or row that cannot be mapped to the problem schema."
 
 class MissingAnswer(DataError):

@@ -30,10 +30,13 @@ from latex2sympy2_extended.math_normalization import normalize_latex
 from math_verify import parse, verify
 from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
+from .config import parse_config
+from .data import _box_contents, _box_spans, load_problems
+
 # %% auto #0
-__all__ = ['MV_TAIL_CHARS', 'MAX_RESPONSE_CHARS', 'MAX_ANSWER_CHARS', 'DEFAULT_TIMEOUT', 'EXTRACTIONS', 'split_thinking',
-           'find_boxed', 'Grade', 'GradingTimeout', 'answers_match', 'extract_answer', 'grade', 'is_correct',
-           'grade_batch', 'GradeConfig', 'read_responses', 'grade_cli']
+__all__ = ['MV_TAIL_CHARS', 'MAX_RESPONSE_CHARS', 'MAX_ANSWER_CHARS', 'DEFAULT_TIMEOUT', 'EXTRACTIONS', 'split_thinking', 'Grade',
+           'GradingTimeout', 'answers_match', 'extract_answer', 'grade', 'is_correct', 'grade_batch', 'GradeConfig',
+           'read_responses', 'grade_cli']
 
 # %% ../nbs/01_grading.ipynb #0c2f55ba
 def split_thinking(text:str, # a model completion
@@ -45,55 +48,6 @@ def split_thinking(text:str, # a model completion
     if c < 0: return None, text
     start = o + len("<think>") if o >= 0 else 0
     return text[start:c], text[c + len("</think>"):]
-
-# %% ../nbs/01_grading.ipynb #caadd458
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
-_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
-_BARE_BOX = re.compile(r"[^\s$]+")
-
-def _box_spans(text:str) -> list[tuple[int, int, int, int]|None]:
-    "(command start, content start, content end, box end) of every `\\boxed`/`\\fbox` in `text`, None if unbalanced."
-    cmds = list(_BOX_RE.finditer(text))
-    if not cmds: return []
-    close, stack = {}, []
-    for m in _BRACE_TOKENS.finditer(text, cmds[0].start()):
-        if m.group() == "{": stack.append(m.start())
-        elif m.group() == "}" and stack: close[stack.pop()] = m.start()
-    out, n = [], len(text)
-    for m in cmds:
-        i = m.end()
-        while i < n and text[i] in " \t": i += 1
-        if i < n and text[i] == "{": j = close.get(i); out.append(None if j is None else (m.start(), i + 1, j, j + 1))
-        elif i == m.end(): out.append(None)                                   # `\boxedx` is not a box
-        else: b = _BARE_BOX.match(text, i); out.append((m.start(), i, b.end(), b.end()) if b else None)   # `\boxed 5`
-    return out
-
-# %% ../nbs/01_grading.ipynb #2896e1a2
-def _box_contents(text:str, spans:list) -> list[str|None]:
-    "Content of each box in `spans`, a box holding only a box unwrapped; None where unbalanced."
-    at = {s[0]: k for k, s in enumerate(spans) if s is not None}
-    out = [None] * len(spans)
-    for k in range(len(spans) - 1, -1, -1):
-        if spans[k] is None: continue
-        _, a, b, _ = spans[k]
-        c = text[a:b]
-        lead = len(c) - len(c.lstrip())
-        kk = at.get(a + lead) if _BOX_RE.match(c, lead) else None
-        if kk is not None and out[kk] is not None: c = out[kk] if spans[kk][2] <= b else text[spans[kk][1]:b]
-        out[k] = c
-    return out
-
-# %% ../nbs/01_grading.ipynb #faf7f7cb
-def find_boxed(text:str, # text that may contain `\boxed{...}` or `\fbox{...}`
-               which:str="last", # "last" (default) or "first" non-empty boxed expression
-              ) -> str|None:
-    "Content of the last (or first) non-empty brace-matched `\\boxed{}`/`\\fbox{}` in `text`, or None."
-    if not isinstance(text, str): return None
-    if which not in ("last", "first"): raise ValueError(f"which must be 'last' or 'first', got {which!r}")
-    cs = _box_contents(text, _box_spans(text))
-    for c in (reversed(cs) if which == "last" else cs):
-        if c is not None and c.strip(): return c.strip()
-    return None
 
 # %% ../nbs/01_grading.ipynb #02d0c524
 _GAP_NOISE = re.compile(r"\\text\s*\{\s*(?:and|or)\s*\}|\\q?quad|\\[\[\]()]|\\[,;!]|\$"   # `\text{ and }`, spaces, math
@@ -915,8 +869,6 @@ def read_responses(path:str|Path, # JSONL with `id`+`response` or `problem_id`+`
 def grade_cli(argv:list[str]|None=None, # command-line arguments after `o1-pruner grade`
              ) -> int:
     "`o1-pruner grade`: grade a responses file against a dataset and print an accuracy table."
-    from .config import parse_config
-    from .data import load_problems
     (cfg,) = parse_config([GradeConfig], argv, prog="o1-pruner grade",
                           description="Grade model responses against a dataset's gold answers.")
     rows, skipped = read_responses(cfg.responses)

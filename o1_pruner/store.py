@@ -20,6 +20,8 @@ from typing import Any, Iterator
 import pandas as pd
 from fastcore.basics import patch_to
 
+from .config import ConfigError
+
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'REQUIRED_COLUMNS', 'OPTIONAL_DEFAULTS', 'STORE_FORMAT', 'fingerprint', 'spec_diff', 'StoreMismatch',
            'read_shard', 'ShardWriter', 'SampleStore', 'store_config', 'store_fingerprint', 'store_model',
@@ -54,7 +56,7 @@ def spec_diff(old:dict, # the stored spec
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 # %% ../nbs/02_store.ipynb #0ea5785e
-class StoreMismatch(ValueError):
+class StoreMismatch(ConfigError):
     "A rerun whose configuration differs from the one the store was built with."
 
 # %% ../nbs/02_store.ipynb #c7374440

@@ -80,7 +80,7 @@ def o1_pruner_loss(logp_mean:torch.Tensor, # (B,) mean per-token log pi_theta ov
 # %% ../nbs/08_finetune.ipynb #d0ecc85c
 REQUIRED_COLUMNS = ("messages", "completion", "advantage")
 
-class TrainDataError(ValueError):
+class TrainDataError(ConfigError):
     "A rewarded dataset that cannot be trained on (missing columns, inconsistent reference log-probs)."
 
 # %% ../nbs/08_finetune.ipynb #94272a5d

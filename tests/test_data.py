@@ -180,5 +180,5 @@ def test_builtin_license_files_shipped():
 
 
 def test_one_boxed_extractor():
-    assert find_boxed is grading.find_boxed
+    assert grading._box_spans.__module__ == find_boxed.__module__ == "o1_pruner.data"   # the grader uses data's
     assert find_boxed("\\boxed{" * 5000 + "1" + "}" * 5000) == "1"

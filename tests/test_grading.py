@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from o1_pruner import grading as G
+from o1_pruner.data import find_boxed
 from o1_pruner.grading import Grade, extract_answer, grade, grade_batch, grade_cli, is_correct, split_thinking
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -375,7 +376,7 @@ def test_timeout_covers_extraction(monkeypatch):
 def test_extraction_is_linear_in_boxes():
     spans = G._box_spans("\\boxed{" * 16000 + "1" + "}" * 16000)
     assert len(spans) == 16000 and all(s is not None for s in spans)
-    assert G.find_boxed("\\boxed{" * 16000 + "1" + "}" * 16000) == "1"
+    assert find_boxed("\\boxed{" * 16000 + "1" + "}" * 16000) == "1"
 
 
 # --- the quick numeric check agrees with Math-Verify ---------------------------------------------------------------
