@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .backends import other_finish_reasons
+from .config import ConfigError, check_writable, parse_config
+from .models import check_model, load_tokenizer
 from .store import SampleStore, load_samples, store_config
 
 # %% auto #0
@@ -262,17 +264,12 @@ class AnalyzeConfig:
 
 def analyze_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner analyze`: write the difficulty analysis of a sample store."
-    from o1_pruner.config import parse_config
     (cfg,) = parse_config([AnalyzeConfig], argv, prog="o1-pruner analyze", description="Stage 2: difficulty analysis of a sample store")
-    if not Path(cfg.store).exists():
-        print(f"analyze: sample store {cfg.store} does not exist", file=sys.stderr); return 2
-    tok = None
-    if cfg.tokenizer:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    if not Path(cfg.store).exists(): raise ConfigError(f"sample store {cfg.store} does not exist")
+    check_writable(cfg.output_dir)
+    tok = load_tokenizer(check_model(cfg.tokenizer, "tokenizer")) if cfg.tokenizer else None
     try: res = analyze(cfg.store, cfg.hard_below, cfg.easy_at, tok)
-    except ValueError as e:
-        print(f"analyze: {e}", file=sys.stderr); return 2
+    except ValueError as e: raise ConfigError(str(e)) from None
     out = Path(cfg.output_dir); out.mkdir(parents=True, exist_ok=True)
     st = res["stats"].assign(bucket=res["stats"]["bucket"].astype(str))
     st.to_parquet(out / "problem_stats.parquet", index=False); st.to_csv(out / "problem_stats.csv", index=False)

@@ -147,6 +147,9 @@ class Backend(ABC):
 
 
 # ----------------------------------------------------------------------------------------------- transformers
+DTYPES = ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32")   # the dtype names generation accepts
+
+
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto"):
     "(torch.device, torch.dtype): auto = CUDA with bf16 when available, else CPU with fp32."
     import torch

@@ -17,9 +17,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, parse_config
+from .config import ConfigError, check_writable, parse_config
 from .data import SPEED_SUFFIXES, training_messages
-from .models import ModelArguments, TrainingConfig, check_launch, load_policy, merge_lora
+from .models import (ModelArguments, TrainingConfig, check_launch, check_model, load_policy, merge_lora,
+                              record_run, resume_point, run_settings)
 from .store import load_samples, store_model
 from .tokens import BatchCollator, PromptTooLong, tokenize_example
 
@@ -300,7 +301,9 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
         margs = ModelArguments(model_name_or_path=str(model))
     targs = _training_args(training_args, output_dir)
     df = _store_df(store_dir, bargs.max_problems)
-    check_launch(targs)
+    check_launch(targs); check_model(margs.model_name_or_path); check_writable(targs.output_dir)
+    settings = run_settings(targs, margs, bargs)
+    resume = resume_point(targs.output_dir, settings, targs.resume_from_checkpoint)
     tokenizer, net = load_policy(margs, targs)
     eos = bargs.eos_text if bargs.eos_text is not None else tokenizer.eos_token
     if bargs.method == "sft-shortest":
@@ -317,7 +320,8 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
         trainer = _dpo_trainer_class()(model=net, args=dargs, train_dataset=tok, processing_class=tokenizer, callbacks=callbacks)
     counts = json.loads(data.info.description)["counts"]
     counts["prompt_too_long_dropped"] = json.loads(tok.info.description)["prompt_too_long_dropped"]
-    trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
+    if trainer.is_world_process_zero(): record_run(targs.output_dir, settings)
+    trainer.train(resume_from_checkpoint=resume)
     out = Path(trainer.args.output_dir)
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():

@@ -42,11 +42,13 @@ def check_range(errs:list[str], # messages collected so far (appended to)
 def check_writable(folder:str|os.PathLike, # a folder the command will write (created if missing)
                    what:str="output folder", # how to name it in the message
                   ):
-    "Make sure `folder` can be created and written, before any expensive work; ConfigError otherwise."
+    "Make sure `folder` can be created and written before any expensive work (creating nothing); ConfigError if not."
     p = os.path.abspath(os.fspath(folder))
+    probe = p
+    while not os.path.exists(probe): probe = os.path.dirname(probe)   # nothing is left behind by the check
     try:
-        os.makedirs(p, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p, prefix=".o1-pruner-write-test-"): pass
+        if not os.path.isdir(probe): raise NotADirectoryError(20, "not a folder", probe)
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".o1-pruner-write-test-"): pass
     except OSError as e:
         raise ConfigError(f"cannot write the {what} {folder}: {e.strerror or e}; choose another --output_dir") from None
 

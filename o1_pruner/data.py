@@ -160,19 +160,27 @@ def normalize_row(row:dict, # one raw record
                 level=None if level is None else str(level), subject=None if subject is None else str(subject))
 
 # %% ../nbs/00_data.ipynb #b22bb4a3
+def _text(path:Path) -> str:
+    "A file's text as UTF-8; a DataError naming the file, line and byte offset otherwise."
+    data = path.read_bytes()
+    if not data.strip(): raise DataError(f"{path} is empty: no problems to read")
+    try: return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}: not UTF-8 text (line {line}, byte {e.start}); save it as UTF-8") from None
+
 def _read_records(path:Path) -> list[dict]:
     suffix = "".join(path.suffixes[-1:]).lower()
     if suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip(): continue
-                try: rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+        for lineno, line in enumerate(_text(path).splitlines(), 1):
+            if not line.strip(): continue
+            try: rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
         return rows
     if suffix == ".json":
-        try: data = json.loads(path.read_text(encoding="utf-8"))
+        try: data = json.loads(_text(path))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); JSONL files need the .jsonl suffix") from None
         if isinstance(data, dict):
@@ -183,7 +191,8 @@ def _read_records(path:Path) -> list[dict]:
         return data
     if suffix in (".parquet", ".csv"):
         import pandas as pd
-        df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        try: df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        except Exception as e: raise DataError(f"{path}: cannot be read as {suffix[1:]} ({type(e).__name__}: {e})") from None
         return df.to_dict("records")
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .json, .jsonl, .csv or .parquet")
 

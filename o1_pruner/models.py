@@ -9,20 +9,25 @@ Docs: https://o1-pruner.github.io/o1-pruner/models.html.md"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.resources
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.training_args import ParallelMode
 
+from .config import ConfigError, check_range, none
 from .tokens import unwrap_model
 
 # %% auto #0
-__all__ = ['DS_CONFIG_DIR', 'ModelArguments', 'load_causal_lm', 'load_tokenizer', 'apply_freeze', 'apply_lora', 'is_lora_adapter',
-           'merge_lora', 'resolve_ds_config', 'TrainingConfig', 'check_launch', 'deepspeed_on_cpu', 'training_numerics',
+__all__ = ['DS_CONFIG_DIR', 'RUN_FILE', 'ModelArguments', 'load_causal_lm', 'load_tokenizer', 'check_model', 'check_device',
+           'apply_freeze', 'apply_lora', 'is_lora_adapter', 'merge_lora', 'resolve_ds_config', 'TrainingConfig',
+           'check_launch', 'deepspeed_on_cpu', 'run_settings', 'resume_point', 'record_run', 'training_numerics',
            'load_policy', 'load_reference_model']
 
 # %% ../nbs/04_models.ipynb #918f4af9
@@ -67,6 +72,35 @@ def load_tokenizer(name_or_path:str, # Hub id or local folder
     tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     return tok
+
+# %% ../nbs/04_models.ipynb #ce01b842
+def check_model(name_or_path:str, # a Hub id (`org/name`) or a local folder
+                what:str="model", # how to name it in the message
+               ) -> str:
+    "`name_or_path` unchanged, or a ConfigError when it names a local folder that is missing or holds no model."
+    p = Path(str(name_or_path)).expanduser()
+    if p.exists():
+        if p.is_dir() and not any((p / f).exists() for f in ("config.json", "adapter_config.json")):
+            raise ConfigError(f"{what} folder {name_or_path} holds no config.json: not a saved model")
+        return name_or_path
+    if p.is_absolute() or str(name_or_path).startswith((".", "~")) or str(name_or_path).count("/") > 1:
+        raise ConfigError(f"{what} {name_or_path} does not exist (no such folder; a Hub id looks like org/name)")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+        if not isinstance(try_to_load_from_cache(str(name_or_path), "config.json"), str):
+            raise ConfigError(f"{what} {name_or_path} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
+    return name_or_path
+
+# %% ../nbs/04_models.ipynb #d8365aec
+def check_device(device:str|None, # auto | cpu | cuda | cuda:N
+                ) -> str|None:
+    "`device` unchanged, or a ConfigError when it asks for a GPU that is not there."
+    if device in (None, "auto", "cpu"): return device
+    if not str(device).startswith("cuda"): raise ConfigError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    idx = int(str(device).partition(":")[2] or 0)
+    if idx >= n: raise ConfigError(f"--device {device} but {n} CUDA GPU(s) are visible; use --device cpu or auto")
+    return device
 
 # %% ../nbs/04_models.ipynb #46526b67
 def _decoder_layers(model):
@@ -148,6 +182,13 @@ class TrainingConfig(TrainingArguments):
         "help": "keep False: the collators need the advantage / ref_logp / response mask columns"})
 
     def __post_init__(self):
+        errs = []
+        check_range(errs, "learning_rate", self.learning_rate, 0, lo_open=True)
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"): check_range(errs, name, getattr(self, name), 1)
+        for name in ("max_grad_norm", "weight_decay", "warmup_steps", "num_train_epochs"):
+            check_range(errs, name, getattr(self, name), 0)
+        check_range(errs, "max_steps", self.max_steps, -1)
+        if errs: raise ValueError("; ".join(errs))
         self.deepspeed = resolve_ds_config(self.deepspeed)
         if self.gradient_checkpointing and self.gradient_checkpointing_kwargs is None:
             self.gradient_checkpointing_kwargs = {"use_reentrant": False}
@@ -178,6 +219,59 @@ def deepspeed_on_cpu(training_args:TrainingArguments):
     finally:
         if old is None: os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
         else: os.environ["ACCELERATE_USE_DEEPSPEED"] = old
+
+# %% ../nbs/04_models.ipynb #619806d5
+RUN_FILE = "o1_pruner_run.json"
+_TRAJECTORY = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
+               "num_train_epochs", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm", "seed",
+               "data_seed", "bf16", "fp16", "optim", "adam_beta1", "adam_beta2", "adam_epsilon",
+               "gradient_checkpointing", "train_sampling_strategy")
+
+def run_settings(training_args:TrainingArguments, # the run's training arguments
+                 *extra, # the other option dataclasses (model, data, method)
+                ) -> dict:
+    "The settings that decide a training run's trajectory (compared when it is resumed)."
+    out = {k: getattr(training_args, k, None) for k in _TRAJECTORY}
+    out["deepspeed"] = Path(training_args.deepspeed).name if isinstance(training_args.deepspeed, str) else None
+    own = [f.name for f in dataclasses.fields(type(training_args)) if f.name not in
+           {g.name for g in dataclasses.fields(TrainingConfig)}]
+    out.update({k: getattr(training_args, k) for k in own})
+    for d in extra: out.update(dataclasses.asdict(d))
+    return json.loads(json.dumps(out, default=str))
+
+# %% ../nbs/04_models.ipynb #28cae0b0
+def resume_point(output_dir:str|Path, # the run's folder
+                 settings:dict, # `run_settings` of this run
+                 resume=None, # --resume_from_checkpoint: None (default: resume a rerun), true, false or a path
+                ) -> str|None:
+    "The checkpoint to resume from (None: start at step 0); a ConfigError for a changed run or a missing checkpoint."
+    out, r = Path(output_dir), none(resume)
+    if isinstance(r, str) and r.lower() in ("true", "false", "1", "0", "yes", "no"): r = r.lower() in ("true", "1", "yes")
+    if r not in (None, True, False):
+        if not (Path(r) / "trainer_state.json").exists():
+            raise ConfigError(f"--resume_from_checkpoint {r}: not a checkpoint folder (no trainer_state.json)")
+        return str(r)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if r is True and last is None: raise ConfigError(f"--resume_from_checkpoint true, but {out} holds no checkpoint")
+    if last is None or r is False: return None
+    old = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else settings
+    diff = {k: (old.get(k), settings.get(k)) for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)}
+    if diff:
+        raise ConfigError(f"{out} holds checkpoints of a run with other settings (" + ", ".join(
+            f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items()) + "); use another --output_dir, "
+            "or --resume_from_checkpoint false to start over")
+    step = json.loads((Path(last) / "trainer_state.json").read_text()).get("global_step", 0)
+    if 0 < settings.get("max_steps", -1) <= step:
+        raise ConfigError(f"{out} holds a finished run ({step} of max_steps={settings['max_steps']} steps): nothing to "
+                          "train; use another --output_dir, or --resume_from_checkpoint false to train again")
+    print(f"resuming from {last} (the newest checkpoint of this run)")
+    return last
+
+# %% ../nbs/04_models.ipynb #8e576dee
+def record_run(output_dir:str|Path, settings:dict):
+    "Write the run's settings beside its checkpoints (what `resume_point` compares)."
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    Path(output_dir, RUN_FILE).write_text(json.dumps(settings, indent=1, default=str))
 
 # %% ../nbs/04_models.ipynb #42a0a0ab
 def training_numerics(training_args:TrainingArguments, # bf16 / fp16 / deepspeed decide the forward's precision

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import inspect
 import json
@@ -26,9 +27,10 @@ import pandas as pd
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .store import load_samples, store_fingerprint, store_model
+from .store import SampleStore, load_samples, store_fingerprint, store_model
 from .data import training_messages
-from .models import load_reference_model
+from .config import ConfigError, check_range, check_writable, none, parse_config
+from .models import check_model, load_reference_model, load_tokenizer
 from .sampling import gpu_groups
 from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_numerics, right_pad,
                               sequence_logprobs, token_hash, tokenization_signature, tokenize_example)
@@ -36,7 +38,7 @@ from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_nu
 # %% auto #0
 __all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'length_harmonizing_rewards', 'RewardConfig',
            'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
-           'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel',
+           'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel', 'output_lock',
            'build_dataset_cli']
 
 # %% ../nbs/07_reward.ipynb #6745323f
@@ -62,9 +64,6 @@ NORMALIZE_MODES = ("zscore", "none", "per_problem")
 TRUNCATED_MODES = ("incorrect", "drop")
 LENGTH_FIELDS = ("num_tokens", "thinking_tokens")
 
-def _none(v):
-    return None if isinstance(v, str) and v.strip().lower() in ("none", "null", "") else v
-
 @dataclass
 class RewardConfig:
     "How a sample store becomes a rewarded training set (defaults: the reference code)."
@@ -83,14 +82,19 @@ class RewardConfig:
     eos_text: str|None = field(default=None, metadata={"help": "end-of-turn text appended to finished completions; default the tokenizer's eos_token"})
 
     def __post_init__(self):
-        self.samples_per_problem = _none(self.samples_per_problem)
-        self.system = _none(self.system)
-        self.eos_text = _none(self.eos_text)
+        self.samples_per_problem = none(self.samples_per_problem)
+        self.system = none(self.system)
+        self.eos_text = none(self.eos_text)
         if self.samples_per_problem is not None:
             self.samples_per_problem = int(self.samples_per_problem)
             if self.samples_per_problem < 0: raise ValueError("samples_per_problem must be >= 0 (0 = all)")
             if self.samples_per_problem == 0: self.samples_per_problem = None
         self.lam = float(self.lam)
+        errs = []
+        check_range(errs, "lam", self.lam, 0)
+        check_range(errs, "clip_low", self.clip_low); check_range(errs, "clip_high", self.clip_high)
+        check_range(errs, "min_samples", self.min_samples, 1)
+        if errs: raise ValueError("; ".join(errs))
         for name, allowed in (("normalize", NORMALIZE_MODES), ("truncated", TRUNCATED_MODES), ("length_field", LENGTH_FIELDS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {list(allowed)}")
@@ -394,14 +398,17 @@ class BuildDatasetConfig:
     def __post_init__(self):
         if not self.store: raise ValueError("--store is required (a sample store folder)")
         if not self.output_dir: raise ValueError("--output_dir is required")
-        self.reference_model = _none(self.reference_model)
-        self.attn_implementation, self.device_map = _none(self.attn_implementation), _none(self.device_map)
+        self.reference_model = none(self.reference_model)
+        self.attn_implementation, self.device_map = none(self.attn_implementation), none(self.device_map)
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype={self.dtype!r}; choose auto, bfloat16, float16 or float32")
         if self.autocast not in AUTOCAST_CHOICES: raise ValueError(f"autocast={self.autocast!r}; choose {AUTOCAST_CHOICES}")
         if self.autocast != "none" and self.dtype not in ("auto", "float32"):
             raise ValueError(f"autocast={self.autocast} runs float32 weights (as mixed-precision training); drop --dtype {self.dtype}")
-        if self.data_parallel < 1: raise ValueError(f"data_parallel must be >= 1 (got {self.data_parallel})")
+        errs = []
+        for name, lo in (("cutoff", 2), ("batch_size", 1), ("chunk_size", 1), ("data_parallel", 1)):
+            check_range(errs, name, getattr(self, name), lo)
+        if errs: raise ValueError("; ".join(errs))
 
 def scoring_dtype(cfg:BuildDatasetConfig, device:str) -> torch.dtype:
     "The weight dtype `cfg` scores with on `device`."
@@ -460,35 +467,58 @@ def _drop_unscorable(ds):
     return ds
 
 # %% ../nbs/07_reward.ipynb #47939b90
+def _why_empty(ds) -> str:
+    "Which counts emptied a rewarded dataset, as the message of a build that produced no rows."
+    c = json.loads(ds.info.description or "{}").get("counts", {})
+    why = {k: v for k, v in c.items() if v and k.endswith(("skipped", "dropped"))}
+    return ", ".join(f"{k}={v}" for k, v in why.items()) or f"{c.get('samples_in', 0)} samples in the store"
+
+# %% ../nbs/07_reward.ipynb #7bf36b7c
+@contextlib.contextmanager
+def output_lock(folder:Path):
+    "Hold an exclusive lock on `folder` (created) while writing it; a second writer is refused at once."
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".o1-pruner.lock", "w") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{folder} is being written by another o1-pruner process; wait for it or use another "
+                              "--output_dir") from None
+        yield
+
+# %% ../nbs/07_reward.ipynb #82a63a6f
+def _load_scorer(ref:str, cfg:BuildDatasetConfig):
+    "The reference model for scoring in this process (None when data-parallel processes load their own)."
+    if cfg.data_parallel > 1: return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"loading reference model {ref}")
+    return load_reference_model(ref, dtype=scoring_dtype(cfg, device), device=device,
+                                attn_implementation=cfg.attn_implementation, device_map=cfg.device_map)[0]
+
+# %% ../nbs/07_reward.ipynb #1c595414
 def build_dataset_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner build-dataset`: rewards + reference log-probs from a sample store into a rewarded dataset."
-    from o1_pruner.config import parse_config
     rcfg, bcfg = parse_config([RewardConfig, BuildDatasetConfig], argv, prog="o1-pruner build-dataset",
                               description="Stage 3: length-harmonizing rewards and reference log-probs")
-    if not (Path(bcfg.store) / "store.json").exists() and not list(Path(bcfg.store).rglob("*.jsonl")):
-        print(f"build-dataset: {bcfg.store} is not a sample store (no store.json or *.jsonl shards)", file=sys.stderr)
-        return 2
+    if SampleStore(bcfg.store).meta is None and not SampleStore(bcfg.store).shard_files():
+        raise ConfigError(f"{bcfg.store} is not a sample store (no store.json or samples-*.jsonl); run `o1-pruner sample`")
     ref = bcfg.reference_model or store_model(bcfg.store)
     if ref is None and (bcfg.score_reference or rcfg.eos_text is None):
-        print(f"build-dataset: no reference model: {bcfg.store}/store.json names none; pass --reference_model "
-              "(or --score_reference false --eos_text TEXT)", file=sys.stderr)
-        return 2
-    from transformers import AutoTokenizer
-    model = None
-    if bcfg.score_reference and bcfg.data_parallel == 1:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        print(f"loading reference model {ref}")
-        model, tokenizer = load_reference_model(ref, dtype=scoring_dtype(bcfg, device), device=device,
-                                                attn_implementation=bcfg.attn_implementation, device_map=bcfg.device_map)
-    else: tokenizer = AutoTokenizer.from_pretrained(ref) if ref else None
-    ds = build_rewarded_dataset(bcfg.store, rcfg, tokenizer=tokenizer)
+        raise ConfigError(f"no reference model: {bcfg.store}/store.json names none; pass --reference_model "
+                          "(or --score_reference false --eos_text TEXT)")
+    if ref is not None: check_model(ref, "reference model")
     out = Path(bcfg.output_dir)
-    extra = {"reference_model": ref, "cutoff": bcfg.cutoff, "ref_scored": bool(bcfg.score_reference),
-             "tokenization": tokenization_signature(tokenizer, bcfg.cutoff, bcfg.enable_thinking) if tokenizer else None}
-    if bcfg.score_reference and len(ds):
-        ds, extra["ref_numerics"] = _score(ds, ref, bcfg, tokenizer, model)
-        ds = _drop_unscorable(ds)
-    save_rewarded_dataset(ds, out, source=bcfg.store, extra=extra)
+    check_writable(out)
+    tokenizer = load_tokenizer(ref) if ref else None
+    ds = build_rewarded_dataset(bcfg.store, rcfg, tokenizer=tokenizer)
+    if len(ds) == 0: raise ConfigError(f"{bcfg.store}: no training rows ({_why_empty(ds)}); nothing written")
+    with output_lock(out):
+        extra = {"reference_model": ref, "cutoff": bcfg.cutoff, "ref_scored": bool(bcfg.score_reference),
+                 "tokenization": tokenization_signature(tokenizer, bcfg.cutoff, bcfg.enable_thinking) if tokenizer else None}
+        if bcfg.score_reference:
+            ds, extra["ref_numerics"] = _score(ds, ref, bcfg, tokenizer, _load_scorer(ref, bcfg))
+            ds = _drop_unscorable(ds)
+            if len(ds) == 0: raise ConfigError(f"every prompt fills --cutoff {bcfg.cutoff}: no training rows; raise --cutoff")
+        save_rewarded_dataset(ds, out, source=bcfg.store, extra=extra)
     st = reward_stats(ds)
     counts = json.loads(ds.info.description)["counts"]
     print(f"\nwrote {out}: {st['rows']} rows, {st['problems']} problems")

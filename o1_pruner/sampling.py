@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from .backends import (NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Request, count_thinking_tokens,
+from .backends import (DTYPES, NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Request, count_thinking_tokens,
                                 derive_seed, make_backend, other_finish_reasons, pick_backend, resolve_tensor_parallel,
                                 shard_indices)
+from .config import ConfigError, check_range, check_writable, parse_config
 from .data import SPEED_SUFFIXES, SYSTEM_PROMPTS, USER_TEMPLATE, build_messages, load_problems, render_prompt
+from .models import check_device, check_model
 from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, spec_diff
 
 # %% auto #0
@@ -77,11 +80,14 @@ class SampleConfig:
 
     def __post_init__(self):
         errs = []
-        if self.k < 1: errs.append(f"k must be >= 1 (got {self.k})")
-        if self.temperature < 0: errs.append(f"temperature must be >= 0 (got {self.temperature})")
-        if not 0 < self.top_p <= 1: errs.append(f"top_p must be in (0, 1] (got {self.top_p})")
-        if self.max_tokens < 1: errs.append(f"max_tokens must be >= 1 (got {self.max_tokens})")
-        if self.batch_size < 1: errs.append(f"batch_size must be >= 1 (got {self.batch_size})")
+        for name, lo in (("k", 1), ("max_tokens", 1), ("batch_size", 1), ("limit", 1), ("temperature", 0),
+                         ("tensor_parallel_size", 0), ("max_model_len", 1)):
+            check_range(errs, name, getattr(self, name), lo)
+        check_range(errs, "top_p", self.top_p, 0, 1, lo_open=True)
+        check_range(errs, "gpu_memory_utilization", self.gpu_memory_utilization, 0, 1, lo_open=True)
+        if self.dtype not in DTYPES: errs.append(f"dtype must be one of {list(DTYPES)} (got {self.dtype!r})")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            errs.append(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             errs.append(f"need 0 <= shard_index < num_shards (got {self.shard_index}, {self.num_shards})")
         if self.data_parallel < 1: errs.append(f"data_parallel must be >= 1 (got {self.data_parallel})")
@@ -113,6 +119,7 @@ def store_spec(cfg:SampleConfig) -> dict:
                      "stop": list(cfg.stop) if cfg.stop else None, "seed": cfg.seed},
         "prompt": {"system": cfg.system, "user_template": cfg.user_template, "speed": cfg.speed,
                    "enable_thinking": cfg.enable_thinking},
+        "sharding": {"num_shards": cfg.num_shards},
     }
 
 # %% ../nbs/05_presampling.ipynb #79fc46d9
@@ -203,14 +210,21 @@ def sample(cfg:SampleConfig, # what to sample
           ) -> SampleStore:
     "Stage 1: fill the sample store in `cfg.output_dir` with K graded samples per problem (resuming)."
     store = SampleStore(cfg.output_dir)
+    check_writable(cfg.output_dir, "sample store folder")
     if cfg.overwrite and cfg.shard_index == 0 and cfg.num_shards == 1: store.clear()
     problems = load_problems(cfg.dataset, split=cfg.split, config=cfg.dataset_config, problem_field=cfg.problem_field,
                              answer_field=cfg.answer_field, limit=cfg.limit, shuffle=cfg.shuffle, seed=cfg.data_seed).to_list()
     problems = [problems[i] for i in shard_indices(len(problems), cfg.shard_index, cfg.num_shards)]
-    spec = store_spec(cfg)
-    if store.meta is not None: store.init(spec, cfg.k, cfg.limit)  # fail fast on a mismatch, before loading a model
-    backend = backend or backend_for(cfg)
-    store.init(spec, cfg.k, cfg.limit, runtime=backend.runtime_info())
+    store.init(store_spec(cfg), cfg.k, cfg.limit)   # a mismatch, and a second writer, fail before the model loads
+    with store.writer(cfg.shard_index, cfg.num_shards) as w:
+        backend = backend or backend_for(cfg)
+        store.set_runtime(backend.runtime_info())
+        store.generated = _generate(store, w, backend, problems, cfg)
+    return store
+
+# %% ../nbs/05_presampling.ipynb #97070372
+def _generate(store:SampleStore, w, backend:Backend, problems:list[dict], cfg:SampleConfig) -> int:
+    "Generate the missing samples of `problems` into the locked shard writer `w`; the number generated."
     tok = backend.tokenizer
     for p in problems: p["prompt"] = build_prompt(tok, p["problem"], cfg)
     plan = plan_requests(problems, cfg.k, store.index(), cfg.seed)
@@ -220,12 +234,10 @@ def sample(cfg:SampleConfig, # what to sample
     todo = sum(r.n for r, _ in plan)
     if cfg.progress: print(f"sample: {len(problems)} problems, {todo} samples to generate "
                            f"({len(problems) * cfg.k - todo} already in {store.path}), backend {backend.name}", file=sys.stderr)
-    with store.writer(cfg.shard_index, cfg.num_shards) as w:
-        for batch in backend.stream([r for r, _ in plan], params):
-            w.write(_records(by_id, batch, plan_by_id, tok, think_ids))
-            n_new += len(batch)
-    store.generated = n_new
-    return store
+    for batch in backend.stream([r for r, _ in plan], params):
+        w.write(_records(by_id, batch, plan_by_id, tok, think_ids))
+        n_new += len(batch)
+    return n_new
 
 # %% ../nbs/05_presampling.ipynb #92cec8b7
 def gpu_groups(n_workers:int, # data-parallel shard processes
@@ -288,14 +300,13 @@ def summarize(store:SampleStore) -> str:
 # %% ../nbs/05_presampling.ipynb #c5f35bd4
 def sample_cli(argv:list[str]|None=None) -> int:
     "`o1-pruner sample`: stage 1 from a recipe and flags."
-    from o1_pruner.config import ConfigError, parse_config
     argv = list(sys.argv[1:] if argv is None else argv)
     (cfg,) = parse_config([SampleConfig], argv, prog="o1-pruner sample",
                           description="Stage 1: pre-sample K solutions per problem into a resumable sample store.")
+    check_model(cfg.model); check_model(cfg.tokenizer or cfg.model, "tokenizer"); check_device(cfg.device)
     if cfg.data_parallel > 1:
         try: return launch_data_parallel(argv, cfg)
         except ValueError as e: raise ConfigError(str(e)) from None
-    try: store = sample(cfg)
-    except StoreMismatch as e: raise ConfigError(str(e)) from None
+    store = sample(cfg)
     print(f"generated {store.generated} samples; {summarize(store)}")
     return 0

@@ -217,6 +217,16 @@ def index(self) -> dict[str, dict]:
         e["sample_idxs"].add(r["sample_idx"])
     return idx
 
+@patch_to(SampleStore)
+def set_runtime(self, runtime:dict, # engine facts (backend, dtype, devices, versions)
+               ):
+    "Record the engine that writes the store in `store.json` (kept from the first writer; never compared)."
+    meta = self.meta
+    if meta is None or meta.get("runtime"): return
+    meta["runtime"] = runtime
+    tmp = self.path / f".store.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, default=str)); os.replace(tmp, self.meta_path)
+
 # %% ../nbs/02_store.ipynb #563efb9f
 @patch_to(SampleStore)
 def to_pandas(self) -> pd.DataFrame:

@@ -25,9 +25,10 @@ import datasets
 import torch
 from transformers import Trainer, TrainerCallback, set_seed
 
-from .config import ConfigError, parse_config
-from .models import (ModelArguments, TrainingConfig, check_launch, deepspeed_on_cpu, load_causal_lm,
-                              load_policy, load_tokenizer, merge_lora, training_numerics)
+from .config import ConfigError, check_range, check_writable, parse_config
+from .models import (ModelArguments, TrainingConfig, check_launch, check_model, deepspeed_on_cpu,
+                              load_causal_lm, load_policy, load_tokenizer, merge_lora, record_run, resume_point,
+                              run_settings, training_numerics)
 from .tokens import (BatchCollator, PromptTooLong, sequence_logprobs, token_hash, tokenization_signature,
                               tokenize_example, unwrap_model)
 
@@ -257,6 +258,8 @@ class O1PrunerConfig(TrainingConfig):
             ("loss_type", LOSS_TYPES), ("ratio_type", RATIO_TYPES), ("ref_source", REF_SOURCES),
             ("select_rule", SELECT_RULES)) if getattr(self, k) not in c]
         if not 0 < self.clip_eps < 1: errs.append(f"clip_eps must be in (0, 1), got {self.clip_eps}")
+        for name in ("kl_coef", "sft_anchor_coef", "select_tolerance", "select_eval_steps"):
+            check_range(errs, name, getattr(self, name), 0)
         if self.cutoff_len is not None and self.cutoff_len < 2: errs.append(f"cutoff_len must be >= 2, got {self.cutoff_len}")
         if self.logprob_chunk_size < 1: errs.append(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
         if errs: raise ValueError("; ".join(errs))
@@ -428,6 +431,11 @@ class CheckpointSelectionCallback(TrainerCallback):
                  "baseline_accuracy": self.baseline_accuracy, "tolerance": self.tolerance}, indent=1))
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kw):
+        saved = Path(args.output_dir, "selection.json")
+        if not self.history and state.global_step > 0 and saved.exists():   # a resumed run keeps its evaluations
+            self.history = [h for h in json.loads(saved.read_text())["history"] if h["step"] <= state.global_step]
+            kw = {} if self.baseline_accuracy is None else {"baseline": self.baseline_accuracy}
+            self.best = self.rule(self.history, self.tolerance, **kw) if self.history else None
         if not self.history: self._evaluate(args, state, model, processing_class)
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
@@ -464,7 +472,7 @@ def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages
 # %% ../nbs/08_finetune.ipynb #478b4371
 def _load_rewarded(path):
     p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"rewarded dataset {p} does not exist")
+    if not p.exists(): raise TrainDataError(f"rewarded dataset {p} does not exist; build it with `o1-pruner build-dataset`")
     try: ds = datasets.load_from_disk(str(p))
     except Exception as e: raise TrainDataError(f"{p} is not a saved `datasets` folder ({e}); build it with `o1-pruner build-dataset`") from e
     if isinstance(ds, datasets.DatasetDict):
@@ -555,6 +563,7 @@ def train_o1_pruner(model_args:ModelArguments, # the policy and its fine-tuning 
     "Fine-tune with the O1-Pruner objective on a rewarded dataset; returns the trainer (model saved in output_dir)."
     if not data_args.dataset_dir: raise ValueError("dataset_dir is required")
     check_launch(config)
+    check_model(model_args.model_name_or_path); check_writable(config.output_dir)
     ds, manifest = _load_rewarded(data_args.dataset_dir)
     model_args, config = from_manifest(model_args, config, manifest)
     check_ref = config.ref_source == "dataset" and config.check_ref_numerics and manifest is not None
@@ -562,6 +571,8 @@ def train_o1_pruner(model_args:ModelArguments, # the policy and its fine-tuning 
     if data_args.max_samples: ds = ds.select(range(min(data_args.max_samples, len(ds))))
     train_ds, val_ds = split_by_problem(ds, data_args.val_size, config.seed)
     if data_args.val_dataset_dir: val_ds, _ = _load_rewarded(data_args.val_dataset_dir)
+    settings = run_settings(config, model_args, data_args)
+    resume = resume_point(config.output_dir, settings, config.resume_from_checkpoint)
     set_seed(config.seed)
     tokenizer, model = load_policy(model_args, config)
     attn = unwrap_model(model).config._attn_implementation
@@ -579,7 +590,8 @@ def train_o1_pruner(model_args:ModelArguments, # the policy and its fine-tuning 
         if isinstance(cb, CheckpointSelectionCallback) and cb.val_dataset is None: cb.val_dataset = val_ds
     trainer = O1PrunerTrainer(model, args=config, train_dataset=train_tok, eval_dataset=val_tok,
                               processing_class=tokenizer, callbacks=cbs)
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    if trainer.is_world_process_zero(): record_run(config.output_dir, settings)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero(): _write_info(trainer, model_args, data_args, config, manifest, len(train_tok))
     if model_args.finetuning_type == "lora" and model_args.merge_lora:
@@ -611,6 +623,5 @@ def train_cli(argv:Sequence[str]|None=None) -> int:
     if half and not (config.bf16 or config.fp16) and config.ref_source == "dataset":
         print(f"train: --{half} true, as the dataset's ref_logp was scored in {half}")
         *_, config = parse_config(types, argv + [f"--{half}", "true"], prog="o1-pruner train")
-    try: train_o1_pruner(model_args, data_args, config)
-    except (TrainDataError, FileNotFoundError) as e: raise ConfigError(str(e)) from e
+    train_o1_pruner(model_args, data_args, config)
     return 0
