@@ -1,12 +1,18 @@
-"""One recipe name runs the whole pipeline: the stage notebooks' configuration cell.
+"""One recipe name runs the whole pipeline: the stage notebooks' configuration cell, and the demo's runner.
 
-A *pipeline recipe* (`o1_pruner/recipes/pipelines/<name>.yaml`) names the model and, per stage, a stage
-recipe and/or option overrides. `Pipeline(name).stage("sample")` writes the stage's full configuration
-to `<root>/configs/sample.yaml`, runs the same entry point as `o1-pruner sample --recipe <that file>`,
-and records it as done; every stage reads the previous stage's folder under `<root>` (default
-`runs/<name>`). The `toy` pipeline is the embedded CPU default (the shipped toy reference model and the
-toy task); with `small=True` (the notebooks pass `IN_TEST`) it uses a few problems and steps in a
-temporary folder, and runs missing earlier stages itself.
+A *pipeline recipe* (`o1_pruner/recipes/pipelines/<name>.yaml`) names the model and, per stage, a stage recipe and/or
+option overrides. `Pipeline(name).stage("sample")` writes the stage's full configuration to `<root>/configs/`, runs
+the same function as `o1-pruner sample --recipe <that file>`, and records it as done; every stage reads the previous
+stage's folder under `<root>` (default `runs/<name>`). A recipe can also hold
+
+* `problems:` generated problem sets (`source: toy` and the number of problems per split), written once under
+  `<root>/data`; options name them as `@problems.train`, `@problems.validation`, `@problems.test`;
+* `variants:` named overrides of build-dataset and train (each trains into its own folder; a variant whose `method`
+  is a baseline trains from the sample store);
+* `run_missing_stages: true`, for pipelines cheap enough (the CPU toy) that a stage runs the earlier ones it needs;
+* `small:` overrides for tests and docs builds (`small=True`; the notebooks pass `IN_TEST`).
+
+`model: toy` is the toy reference shipped with the package; any other value is a Hub id or a folder.
 """
 from __future__ import annotations
 
@@ -18,17 +24,23 @@ from typing import Any
 
 import yaml
 
+from .baselines import BASELINE_TRAIN_METHODS
 from .config import RECIPE_DIR, ConfigError, load_recipe
 from .stages import STAGES as STAGE_TABLE, run_stage
+from .toy import make_problems, reference_path
 
 PIPELINE_DIR = RECIPE_DIR / "pipelines"
 STAGES = tuple(STAGE_TABLE)
-STAGE_DIRS = {"sample": "samples", "analyze": "analysis", "build-dataset": "rewarded", "train": "checkpoint", "evaluate": "eval"}
+STAGE_DIRS = {"sample": "samples", "analyze": "analysis", "build-dataset": "rewarded", "train": "checkpoint",
+              "evaluate": "eval"}
 STAGE_NOTEBOOKS = {"sample": "05_presampling", "analyze": "06_difficulty", "build-dataset": "07_reward",
                    "train": "08_finetune", "evaluate": "09_evaluation"}
 _PROMPT_KEYS = {"sample": ("system", "user_template", "enable_thinking"), "build-dataset": ("enable_thinking",),
                 "evaluate": ("system", "user_template", "enable_thinking")}
 TRAIN_PROMPT = {"system": "marco"}   # the reference code's: its system prompt and the bare problem, for every model
+SHIPPED_MODELS = {"toy": reference_path}
+PROBLEM_SOURCES = {"toy": make_problems}
+SPLITS = ("train", "validation", "test")
 
 
 def scoring_numerics(train_cfg:dict) -> dict:
@@ -41,6 +53,14 @@ def scoring_numerics(train_cfg:dict) -> dict:
 def list_pipelines() -> list[str]:
     "Names of the shipped pipeline recipes."
     return sorted(p.stem for p in PIPELINE_DIR.glob("*.yaml"))
+
+
+def _merge(base:dict, over:dict) -> dict:
+    "Recursive dict merge: `over` wins; nested mappings merge."
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 def load_pipeline(name_or_path:str|Path, # a shipped pipeline name (`toy`, `marco-o1`, ...) or a YAML file
@@ -58,32 +78,23 @@ def load_pipeline(name_or_path:str|Path, # a shipped pipeline name (`toy`, `marc
     if unknown: raise ConfigError(f"pipeline recipe {path}: unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
     spec.setdefault("name", path.stem)
     small_spec = spec.pop("small", None) or {}
-    if small: spec = _merge(spec, small_spec)
-    return spec
+    return _merge(spec, small_spec) if small else spec
 
 
-def _merge(base:dict, over:dict) -> dict:
-    "Recursive dict merge: `over` wins; nested mappings merge."
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def write_toy_problems(data_dir:Path, # folder for {split}.jsonl
-                       counts:dict[str, int], # problems per split (train, validation, test)
-                       seed:int=0, # seed of the toy problem stream
-                      ) -> dict[str, Path]:
-    "Write the toy task's problem files (kept when already there with the right count); returns split -> path."
-    from .toy import make_problems
+def write_problems(data_dir:Path, # folder for {split}.jsonl
+                   spec:dict, # the recipe's `problems:` block: source, n_train, n_val, n_test, seed
+                  ) -> dict[str, Path]:
+    "Write a generated problem set's files once (kept when already there with the right count); split -> path."
+    make = PROBLEM_SOURCES.get(spec.get("source", "toy"))
+    if make is None: raise ConfigError(f"problems.source {spec.get('source')!r}: one of {list(PROBLEM_SOURCES)}")
+    counts = dict(zip(SPLITS, (spec.get("n_train", 400), spec.get("n_val", 200), spec.get("n_test", 1000))))
     out = {}
     for split, n in counts.items():
         path, n = Path(data_dir) / f"{split}.jsonl", int(n)
         if not path.exists() or sum(1 for _ in path.open()) != n:
             path.parent.mkdir(parents=True, exist_ok=True)
-            rows = make_problems(n, seed=seed, split=split).to_list()
             tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in make(n, seed=int(spec.get("seed", 0)), split=split)))
             tmp.replace(path)
         out[split] = path
     return out
@@ -91,106 +102,141 @@ def write_toy_problems(data_dir:Path, # folder for {split}.jsonl
 
 class Pipeline:
     "The five stages of one pipeline recipe, each reading the previous stage's folder under `root`."
-    def __init__(self, recipe:str|Path, # pipeline recipe: `toy` (CPU default), `marco-o1`, `qwq-32b`, `r1-distill-1.5b`, `qwen3-8b`, or a YAML file
+    def __init__(self, recipe:str|Path, # pipeline recipe: `toy` (CPU default), `marco-o1`, `qwq-32b`, ..., or a YAML file
                  root:str|Path|None=None, # run folder (default `runs/<recipe>`; a fresh temporary folder when `small`)
                  small:bool=False, # few problems and steps (tests, docs builds): pass `IN_TEST` in notebooks
+                 model:str|Path|None=None, # start from this model instead of the recipe's (a later round's reference)
                 ):
         self.spec, self.small = load_pipeline(recipe, small), small
         self.name = self.spec["name"]
         if root is None: root = tempfile.mkdtemp(prefix=f"o1-pruner-{self.name}-") if small else Path("runs") / self.name
-        self.root = Path(root)
-        self.is_toy = self.spec["model"] == "toy"
+        self.root, self._model = Path(root), model
 
     def __repr__(self): return f"Pipeline({self.name!r}, root={str(self.root)!r}, small={self.small})"
 
     @property
     def model(self) -> str:
-        "The reference model: a hub name or folder (`toy` is the model shipped with the package)."
-        if self.is_toy:
-            from .toy import reference_path
-            return str(reference_path())
-        return self.spec["model"]
+        "The reference model: a hub name or folder (`toy`: the model shipped with the package)."
+        if self._model is not None: return str(self._model)
+        m = self.spec["model"]
+        return str(SHIPPED_MODELS[m]()) if m in SHIPPED_MODELS else m
 
-    def path(self, stage:str) -> Path:
-        "Output folder of `stage`."
+    def path(self, stage:str, variant:str|None=None) -> Path:
+        "Output folder of `stage` (of `variant` for build-dataset and train)."
         if stage not in STAGE_DIRS: raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
-        return self.root / STAGE_DIRS[stage]
+        name = STAGE_DIRS[stage] + (f"-{variant}" if variant and stage in ("build-dataset", "train") else "")
+        return self.root / name
 
-    @property
-    def pruned_model(self) -> Path:
-        "The fine-tuned model: the selected checkpoint when selection ran, else the final one."
-        best = self.path("train") / "best"
-        return best if (best / "config.json").exists() else self.path("train")
+    def pruned_model(self, variant:str|None=None) -> Path:
+        "The fine-tuned model of `variant`: the selected checkpoint when selection ran, else the final one."
+        best = self.path("train", variant) / "best"
+        return best if (best / "config.json").exists() else self.path("train", variant)
 
     def problem_files(self) -> dict[str, Path]:
-        "Toy pipeline: write (once) and return the train/validation/test problem files."
-        p = self.spec.get("problems") or {}
-        counts = {"train": p.get("n_train", 400), "validation": p.get("n_val", 200), "test": p.get("n_test", 1000)}
-        return write_toy_problems(self.root / "data", counts, int(p.get("seed", 0)))
+        "The recipe's generated problem sets, written once under `<root>/data` (none without `problems:`)."
+        return write_problems(self.root / "data", self.spec["problems"]) if self.spec.get("problems") else {}
 
-    def config(self, stage:str) -> dict[str, Any]:
-        "The complete option set of `stage`: its stage recipe, the pipeline's overrides, and the wiring between stages."
+    def _resolve(self, value):
+        "`@problems.<split>` (also inside `label=@problems.<split>`) as the path of that generated problem file."
+        if isinstance(value, list): return [self._resolve(v) for v in value]
+        if not isinstance(value, str) or "@problems." not in value: return value
+        head, _, split = value.rpartition("@problems.")
+        files = self.problem_files()
+        if split not in files: raise ConfigError(f"{value!r}: the recipe has no generated {split!r} problems")
+        return head + str(files[split])
+
+    def config(self, stage:str, # one of `STAGES`
+               variant:str|None=None, # a key of the recipe's `variants` (build-dataset and train)
+               **overrides, # more options, after everything else
+              ) -> dict[str, Any]:
+        "The complete option set of `stage`: stage recipe, pipeline and variant overrides, and the wiring between stages."
         self.path(stage)
+        if variant is not None and variant not in (self.spec.get("variants") or {}):
+            raise ConfigError(f"unknown variant {variant!r}; the recipe's variants are {list(self.spec.get('variants') or {})}")
         over = dict((self.spec.get("stages") or {}).get(stage) or {})
+        over.update(((self.spec.get("variants") or {}).get(variant) or {}).get(stage) or {})
         recipe = over.pop("recipe", None)
         cfg = load_recipe(recipe) if recipe else {}
         prompt = self.spec.get("prompt") or {}
         cfg.update({k: prompt[k] for k in _PROMPT_KEYS.get(stage, ()) if k in prompt})
         cfg.update(over)
-        model, prev = self.model, {s: str(self.path(s)) for s in STAGES}
-        if stage == "sample":
-            cfg.update(model=model, output_dir=prev["sample"])
-            if self.is_toy: cfg["dataset"] = str(self.problem_files()["train"])
-        elif stage == "analyze":
-            cfg.update(store=prev["sample"], output_dir=prev["analyze"], tokenizer=model)
+        self._wire(stage, variant, cfg)
+        cfg.update(overrides)
+        return {k: self._resolve(v) for k, v in cfg.items()}
+
+    def _wire(self, stage:str, variant:str|None, cfg:dict):
+        "Connect `stage` to the previous stages' folders (and its variant's)."
+        store = str(self.path("sample"))
+        if stage == "sample": cfg.update(model=self.model, output_dir=store)
+        elif stage == "analyze": cfg.update(store=store, output_dir=str(self.path("analyze")), tokenizer=self.model)
         elif stage == "build-dataset":
-            cfg.update(store=prev["sample"], output_dir=prev["build-dataset"], reference_model=model)
+            cfg.update(store=store, output_dir=str(self.path(stage, variant)), reference_model=self.model)
             cfg.setdefault("system", (self.spec.get("train_prompt") or TRAIN_PROMPT).get("system"))
-            for k, v in scoring_numerics(self.config("train")).items(): cfg.setdefault(k, v)
+            for k, v in scoring_numerics(self.config("train", variant)).items(): cfg.setdefault(k, v)
         elif stage == "train":
-            cfg.update(model_name_or_path=model, dataset_dir=prev["build-dataset"], output_dir=prev["train"])
+            cfg.update(model_name_or_path=self.model, output_dir=str(self.path(stage, variant)))
+            if cfg.get("method") in BASELINE_TRAIN_METHODS:
+                cfg.update(store_dir=store)
+                cfg.setdefault("system", (self.spec.get("train_prompt") or TRAIN_PROMPT).get("system"))
+            else: cfg.update(dataset_dir=str(self.path("build-dataset", variant)))
         elif stage == "evaluate":
-            cfg.update(models=[f"base={model}", f"o1-pruner={self.pruned_model}"], output_dir=prev["evaluate"])
-            if self.is_toy: cfg["datasets"] = [f"toy-test={self.problem_files()['test']}"]
-        return cfg
+            cfg.setdefault("models", [f"base={self.model}", f"o1-pruner={self.pruned_model()}"])
+            cfg.update(output_dir=str(self.path("evaluate")))
 
-    def _marker(self, stage:str) -> Path: return self.root / "done" / f"{stage}.json"
+    def _marker(self, stage:str, variant:str|None=None) -> Path:
+        return self.root / "done" / f"{stage}{'-' + variant if variant else ''}.json"
 
-    def done(self, stage:str) -> bool:
+    def done(self, stage:str, variant:str|None=None, **overrides) -> bool:
         "Whether `stage` finished with the configuration it would run with now."
-        m = self._marker(stage)
-        return m.exists() and json.loads(m.read_text()).get("config") == json.loads(json.dumps(self.config(stage), default=str))
+        m = self._marker(stage, variant)
+        now = json.loads(json.dumps(self.config(stage, variant, **overrides), default=str))
+        return m.exists() and json.loads(m.read_text()).get("config") == now
 
-    def command(self, stage:str) -> str:
+    def command(self, stage:str, variant:str|None=None) -> str:
         "The shell command equivalent to running `stage`."
-        return f"o1-pruner {stage} --recipe {self.root / 'configs' / (stage + '.yaml')}"
+        return f"o1-pruner {stage} --recipe {self._config_file(stage, variant)}"
+
+    def _config_file(self, stage:str, variant:str|None=None) -> Path:
+        return self.root / "configs" / f"{stage}{'-' + variant if variant else ''}.yaml"
+
+    def _needs(self, stage:str, variant:str|None) -> list[tuple[str, str|None]]:
+        "The earlier stages (and variants) whose folders `stage` reads."
+        if stage == "sample": return []
+        if stage in ("analyze", "build-dataset"): return [("sample", None)]
+        if stage == "train":
+            method = self.config("train", variant).get("method")
+            return [("sample", None)] if method in BASELINE_TRAIN_METHODS else [("sample", None), ("build-dataset", variant)]
+        return [("sample", None), ("build-dataset", None), ("train", None)]
 
     def stage(self, stage:str, # one of `STAGES`
+              variant:str|None=None, # a key of the recipe's `variants` (build-dataset and train)
               force:bool=False, # rerun even if done with the same configuration
+              **overrides, # more options of the stage (e.g. `models=` for evaluate)
              ) -> Path:
-        "Run `stage` (after missing earlier stages, for CPU pipelines) and return its output folder."
+        "Run `stage` (after missing earlier stages, where the recipe allows) and return its output folder."
         if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
-        for prev in STAGES[:STAGES.index(stage)]:
-            if self.done(prev) or prev == "analyze": continue
-            if not self.is_toy:
-                raise FileNotFoundError(f"stage {stage!r} needs the output of stage {prev!r} ({self.path(prev)}): run notebook "
-                                        f"{STAGE_NOTEBOOKS[prev]} with RECIPE = {self.name!r} first, or `{self.command(prev)}`")
+        needs = self._needs(stage, variant) if "models" not in overrides else []
+        for prev, pv in needs:
+            if self.done(prev, pv): continue
+            if not self.spec.get("run_missing_stages"):
+                raise FileNotFoundError(f"stage {stage!r} needs the output of stage {prev!r} ({self.path(prev, pv)}): run "
+                                        f"notebook {STAGE_NOTEBOOKS[prev]} with RECIPE = {self.name!r} first, or "
+                                        f"`{self.command(prev, pv)}`")
             print(f"[pipeline] {prev} has not run in {self.root}: running it first")
-            self.stage(prev)
-        if self.done(stage) and not force:
-            print(f"[pipeline] {stage}: done already ({self.path(stage)}); force=True reruns it")
-            return self.path(stage)
-        cfg = self.config(stage)
-        conf = self.root / "configs" / f"{stage}.yaml"
+            self.stage(prev, pv)
+        if self.done(stage, variant, **overrides) and not force:
+            print(f"[pipeline] {stage}: done already ({self.path(stage, variant)}); force=True reruns it")
+            return self.path(stage, variant)
+        cfg = self.config(stage, variant, **overrides)
+        conf = self._config_file(stage, variant)
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        print(f"$ {self.command(stage)}", flush=True)
-        threads = self.spec.get("threads")
-        if threads:
+        conf.write_text(yaml.safe_dump(json.loads(json.dumps(cfg, default=str)), sort_keys=False))
+        print(f"$ {self.command(stage, variant)}", flush=True)
+        if self.spec.get("threads"):
             import torch
-            torch.set_num_threads(int(threads))
+            torch.set_num_threads(int(self.spec["threads"]))
         rc = run_stage(stage, ["--recipe", str(conf)])
         if rc: raise RuntimeError(f"stage {stage!r} failed (exit code {rc}); its configuration: {conf}")
-        self._marker(stage).parent.mkdir(parents=True, exist_ok=True)
-        self._marker(stage).write_text(json.dumps({"config": cfg}, default=str, indent=1))
-        return self.path(stage)
+        self._marker(stage, variant).parent.mkdir(parents=True, exist_ok=True)
+        self._marker(stage, variant).write_text(json.dumps({"config": cfg}, default=str, indent=1))
+        return self.path(stage, variant)

@@ -160,9 +160,9 @@ def test_analyze_cli_end_to_end(tmp_path, capsys):
     assert summ["marker_totals"]["hmm"] == 4
     st = pd.read_parquet(out / "problem_stats.parquet")
     assert st.set_index("problem_id").loc["e", "lbar"] == 25
-    assert analyze_cli(["--store", str(tmp_path / "missing"), "--output_dir", str(out)]) == 2
+    assert main(["analyze", "--store", str(tmp_path / "missing"), "--output_dir", str(out)]) == 2
     empty = tmp_path / "empty"; empty.mkdir()
-    assert analyze_cli(["--store", str(empty), "--output_dir", str(out)]) == 2
+    assert main(["analyze", "--store", str(empty), "--output_dir", str(out)]) == 2
     assert analyze(store, easy_at=0.7)["summary"]["problems"] == 2
 
 

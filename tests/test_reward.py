@@ -375,7 +375,8 @@ def test_build_dataset_cli_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert build_dataset_cli(["--store", str(store), "--output_dir", str(out2), "--score_reference", "false"]) == 0
     ds2 = datasets.load_from_disk(str(out2))
     assert "ref_logp" not in ds2.column_names and ds2[0]["completion"].endswith(EOS)
-    assert build_dataset_cli(["--store", str(tmp_path / "nothing"), "--output_dir", str(out2)]) == 2
+    from o1_pruner.cli import main
+    assert main(["build-dataset", "--store", str(tmp_path / "nothing"), "--output_dir", str(out2)]) == 2
 
 
 def test_build_config_requires_paths():
