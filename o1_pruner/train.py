@@ -25,7 +25,9 @@ import datasets
 import torch
 from transformers import Trainer, TrainerCallback, set_seed
 
-from .config import ConfigError, check_range, check_writable, parse_config
+from .config import ConfigError, check_range, check_writable, none, parse_config
+from .data import USER_TEMPLATE, build_messages, load_problems
+from .grading import is_correct
 from .models import (ModelArguments, TrainingConfig, check_launch, check_model, deepspeed_on_cpu,
                               load_causal_lm, load_policy, load_tokenizer, merge_lora, record_run, resume_point,
                               run_settings, training_numerics)
@@ -231,9 +233,35 @@ class O1PrunerConfig(TrainingConfig):
         metadata={"help": "response positions per LM-head chunk (memory vs speed)"},
     )
     # Checkpoint selection
+    select_dataset: str|None = field(
+        default=None,
+        metadata={"help": "validation problems (a built-in name or file): greedy accuracy and mean tokens of the model "
+                          "on them select the checkpoint"},
+    )
+    select_limit: int|None = field(
+        default=None,
+        metadata={"help": "use only the first N validation problems"},
+    )
+    select_max_tokens: int = field(
+        default=512,
+        metadata={"help": "generation budget of the selection evaluation"},
+    )
+    select_batch_size: int = field(
+        default=64,
+        metadata={"help": "prompts per generate call of the selection evaluation"},
+    )
+    select_system: str|None = field(
+        default="marco",
+        metadata={"help": "system prompt of the selection evaluation (as sampled: marco, qwq, none, or text)"},
+    )
+    select_user_template: str = field(
+        default=USER_TEMPLATE,
+        metadata={"help": "user turn of the selection evaluation ({problem} and {speed} are filled in)"},
+    )
     select_eval_fn: str|None = field(
         default=None,
-        metadata={"help": "'module:function' (model, tokenizer, val_dataset) -> {accuracy, mean_tokens}"},
+        metadata={"help": "instead of select_dataset: 'module:function' (model, tokenizer, val_dataset) -> "
+                          "{accuracy, mean_tokens}"},
     )
     select_eval_steps: int = field(
         default=0,
@@ -260,6 +288,8 @@ class O1PrunerConfig(TrainingConfig):
         if not 0 < self.clip_eps < 1: errs.append(f"clip_eps must be in (0, 1), got {self.clip_eps}")
         for name in ("kl_coef", "sft_anchor_coef", "select_tolerance", "select_eval_steps"):
             check_range(errs, name, getattr(self, name), 0)
+        for name in ("select_limit", "select_max_tokens", "select_batch_size"): check_range(errs, name, getattr(self, name), 1)
+        self.select_system, self.select_dataset = none(self.select_system), none(self.select_dataset)
         if self.cutoff_len is not None and self.cutoff_len < 2: errs.append(f"cutoff_len must be >= 2, got {self.cutoff_len}")
         if self.logprob_chunk_size < 1: errs.append(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
         if errs: raise ValueError("; ".join(errs))
@@ -535,6 +565,11 @@ def check_numerics(scored:dict|None, # the dataset's `ref_numerics`
 def _selection_callback(config:O1PrunerConfig, eval_fn:Callable|None, val_ds):
     "The checkpoint-selection callback `config` asks for (or None)."
     if eval_fn is None and config.select_eval_fn: eval_fn = _import_fn(config.select_eval_fn)
+    if eval_fn is None and config.select_dataset:
+        probs = load_problems(config.select_dataset, limit=config.select_limit)
+        pairs = [(build_messages(p, system=config.select_system, user_template=config.select_user_template), a)
+                 for p, a in zip(probs["problem"], probs["answer"])]
+        eval_fn = greedy_eval_fn(pairs, is_correct, config.select_max_tokens, config.select_batch_size)
     if eval_fn is None: return None
     return CheckpointSelectionCallback(eval_fn, config.select_eval_steps, config.select_rule, config.select_tolerance,
                                        val_dataset=val_ds, baseline_accuracy=config.select_baseline_accuracy)

@@ -117,7 +117,8 @@ def test_shards_write_one_store(tiny_model_dir, problems_file, backend, tmp_path
     assert sorted(_keys(store)) == [(f"p{i}", j) for i in range(5) for j in range(2)]
     first = {json.loads(line)["problem_id"] for line in store.shard_files()[0].read_text().splitlines()}
     assert first == {"p0", "p2", "p4"}
-    assert sample(cfg, backend=backend).generated == 0  # an unsharded rerun sees everything as done
+    with pytest.raises(StoreMismatch, match="sharding.num_shards: stored 2, requested 1"):   # one sharding plan per store
+        sample(cfg, backend=backend)
 
 
 def test_torn_and_duplicate_lines(tmp_path):
@@ -395,7 +396,7 @@ def test_gpu_groups_follow_the_users_visible_devices():
         gpu_groups(3, 2, "4,5,6,7", device_count=4)
 
 
-def test_data_parallel_launcher_gives_each_worker_its_devices(monkeypatch, tmp_path, capsys):
+def test_data_parallel_launcher_gives_each_worker_its_devices(monkeypatch, tmp_path, capsys, tiny_model_dir):
     """The launcher's workers: commands and CUDA_VISIBLE_DEVICES, with a stand-in Popen and four visible GPUs."""
     import torch
     import o1_pruner.sampling as sampling
@@ -412,7 +413,8 @@ def test_data_parallel_launcher_gives_each_worker_its_devices(monkeypatch, tmp_p
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
     out = tmp_path / "dp"
-    argv = ["sample", "--model", "m", "--output_dir", str(out), "--data_parallel", "2", "--tensor_parallel_size", "2"]
+    argv = ["sample", "--model", str(tiny_model_dir), "--output_dir", str(out), "--data_parallel", "2",
+            "--tensor_parallel_size", "2"]
     assert main(argv) == 3  # the worst exit code of the workers
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["4,5", "6,7"]
     for s, (cmd, env) in enumerate(started):
