@@ -169,7 +169,7 @@ def answer_key(extracted, # the extracted answer of a sample (None: no answer)
               ) -> str|None:
     "Vote class of a sample: one class for every correct answer, else its lightly normalised text (numbers by value)."
     if correct: return "\x00gold"
-    if extracted is None or (isinstance(extracted, float) and math.isnan(extracted)): return None
+    if extracted is None or (not isinstance(extracted, str) and pd.isna(extracted)): return None
     s = _SPACE_RE.sub("", str(extracted)).strip("$").rstrip(".")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     if not s: return None
@@ -497,8 +497,12 @@ def plot_budget_curve(curves:pd.DataFrame, # long table: model, dataset, budget,
     fig, axes = plt.subplots(1, len(dsets), figsize=(4.6 * len(dsets), 3.8), squeeze=False)
     for ax, ds in zip(axes[0], dsets):
         sub = curves[curves.dataset == ds]
-        sns.lineplot(data=sub, x="budget", y="accuracy", hue="model", style="kind", markers=True, ax=ax,
-                     style_order=[k for k in ("unfinished = wrong", "budget forcing") if k in set(sub["kind"])])
+        models = list(dict.fromkeys(curves["model"]))
+        colors = dict(zip(models, sns.color_palette(n_colors=len(models))))
+        for (m, kind), g in sub.groupby(["model", "kind"], sort=False):
+            forced = kind == "budget forcing"
+            ax.plot(g["budget"], g["accuracy"], color=colors[m], ls="--" if forced else "-",
+                    marker="x" if forced else "o", ms=4, label=f"{m} (budget forcing)" if forced else m)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set(title=ds, xlabel="token budget b (log scale)", ylabel="accuracy at budget b (%)")
@@ -1225,7 +1229,7 @@ class EvalConfig:
     aes_variant: str = field(default="written", metadata={"help": "AES shown in the table: written (paper's formula) or table (matches Table 2)"})
     difficulty: str = field(default="auto", metadata={"help": "difficulty groups for the reduction plot: auto, level, base_acc, length"})
     seed: int = field(default=0, metadata={"help": "sampling seed (also seeds the bootstrap and sign-flip tests)"})
-    n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the 95% intervals"})
+    n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the 95 percent intervals"})
     budget_forcing: list[str] = field(default_factory=list, metadata={"help": (
         "token budgets for budget forcing, e.g. 256,512: each longer sample is cut at b tokens and asked for the "
         "answer (one short extra generation per cut sample); empty: off")})

@@ -599,3 +599,11 @@ def test_evaluate_cli_on_the_toy_writes_every_statistic(tmp_path):
     assert "## Beyond noise?" in report and "plots/budget_curve.png" in report
     assert (run / "plots" / "budget_curve.png").is_file()
     assert "| random | toy | budget forcing |" in report
+
+
+def test_evaluate_help_lists_the_new_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        ev.evaluate_cli(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--budget_forcing" in out and "--n_boot" in out and "95 percent" in out
