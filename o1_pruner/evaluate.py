@@ -9,32 +9,41 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
+import platform
 import re
 import shlex
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .backends import other_finish_reasons
+from .backends import Completion, GenParams, Request, derive_seed, other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
 from .models import is_lora_adapter, merge_lora
-from .store import SampleStore, load_samples
+from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, load_samples, store_config
 
 # %% auto #0
-__all__ = ['AES_VARIANTS', 'aes', 'accuracy_stats', 'store_metrics', 'compare', 'comparison_table', 'plot_acc_vs_tokens',
-           'add_difficulty', 'reduction_by_difficulty', 'plot_reduction_by_difficulty', 'plot_token_distribution',
-           'protocol_name', 'discover_stores', 'report_from_stores', 'parse_specs', 'merge_lora_adapter',
-           'eval_store_config', 'generate_for_eval', 'ModelProcessError', 'run_in_process', 'generate_model_stores',
-           'EvalConfig', 'model_speed_map', 'config_command', 'use_model_processes', 'evaluate', 'evaluate_cli']
+__all__ = ['AES_VARIANTS', 'PAIRED_KEYS', 'FORCE_PROMPT', 'aes', 'accuracy_stats', 'per_problem', 'bootstrap_means',
+           'percentile_ci', 'accuracy_cis', 'pass_at_k', 'k_grid', 'answer_key', 'majority_votes', 'thinking_split',
+           'store_metrics', 'compare', 'paired_frame', 'paired_pvalue', 'paired_comparison', 'comparison_table',
+           'plot_acc_vs_tokens', 'add_difficulty', 'reduction_by_difficulty', 'plot_reduction_by_difficulty',
+           'plot_token_distribution', 'difficulty_table', 'budget_grid', 'budget_curve', 'plot_budget_curve',
+           'environment_info', 'config_hash', 'protocol_name', 'discover_stores', 'add_paired_stats', 'noise_verdict',
+           'interval_tables', 'environment_block', 'forced_curves', 'add_budget_curves', 'report_from_stores',
+           'parse_specs', 'merge_lora_adapter', 'eval_store_config', 'generate_for_eval', 'force_cue', 'cut_and_cue',
+           'forcing_spec', 'budget_force', 'ModelProcessError', 'run_in_process', 'generate_model_stores', 'EvalConfig',
+           'forcing_budgets', 'model_speed_map', 'config_command', 'use_model_processes', 'evaluate', 'evaluate_cli']
 
 # %% ../nbs/09_evaluation.ipynb #28ef6b4b
 AES_VARIANTS = ("written", "table")
@@ -86,11 +95,129 @@ def accuracy_stats(df:pd.DataFrame, # sample records: problem_id, sample_idx, co
                 acc_se_problems=float(per_problem.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"))
 
 # %% ../nbs/09_evaluation.ipynb #20c8b316
+def per_problem(df:pd.DataFrame, # sample records: problem_id, correct, num_tokens
+               ) -> pd.DataFrame:
+    "One row per problem (sorted by id): samples `n`, correct samples `c`, mean correctness `acc`, mean `tokens`."
+    g = df.groupby("problem_id", sort=True)
+    return pd.DataFrame({"n": g.size(), "c": g["correct"].sum().astype(int), "acc": g["correct"].mean().astype(float),
+                         "tokens": g["num_tokens"].mean().astype(float)})
+
+# %% ../nbs/09_evaluation.ipynb #7f4a27a4
+def bootstrap_means(values:np.ndarray, # rows = problems, columns = per-problem quantities
+                    n_boot:int=2000, # resamples
+                    seed:int=0, # seed of the resampling
+                    chunk:int=256, # resamples drawn at a time (bounds memory)
+                   ) -> np.ndarray:
+    "Column means of `n_boot` resamples (with replacement) of the rows of `values`: shape (n_boot, columns)."
+    v = np.asarray(values, dtype=float)
+    v = v[:, None] if v.ndim == 1 else v
+    rng, out = np.random.default_rng(seed), np.empty((n_boot, v.shape[1]))
+    for s in range(0, n_boot, chunk):
+        idx = rng.integers(0, len(v), size=(min(chunk, n_boot - s), len(v)))
+        out[s:s + len(idx)] = v[idx].mean(axis=1)
+    return out
+
+# %% ../nbs/09_evaluation.ipynb #3d51d9a0
+def percentile_ci(reps:np.ndarray, # bootstrap replicates of one statistic
+                  level:float=0.95, # coverage
+                 ) -> list[float]|None:
+    "Percentile interval [lo, hi] of bootstrap replicates (non-finite replicates ignored; None if none is finite)."
+    r = np.asarray(reps, dtype=float)
+    r = r[np.isfinite(r)]
+    if not len(r): return None
+    lo, hi = np.percentile(r, [50 * (1 - level), 50 * (1 + level)])
+    return [float(lo), float(hi)]
+
+# %% ../nbs/09_evaluation.ipynb #ae77cbd3
+def accuracy_cis(pps:pd.DataFrame|Sequence[pd.DataFrame], # `per_problem` table(s): one per test set, averaged
+                 n_boot:int=2000, # bootstrap resamples
+                 seeds:Sequence[int]|None=None, # one bootstrap seed per table
+                ) -> dict:
+    "95% intervals (percent) of accuracy: over problems (`accuracy_ci95`), and over samples, problems fixed (`_runs`)."
+    pps = [pps] if isinstance(pps, pd.DataFrame) else list(pps)
+    seeds = list(seeds) if seeds is not None else list(range(len(pps)))
+    reps = np.mean([bootstrap_means(pp["acc"].to_numpy(), n_boot, s)[:, 0] for pp, s in zip(pps, seeds)], axis=0)
+    runs = None
+    if all(pp["n"].min() > 1 for pp in pps):
+        var = sum(float((pp["acc"] * (1 - pp["acc"]) / (pp["n"] - 1)).sum()) / len(pp) ** 2 for pp in pps)
+        var /= len(pps) ** 2
+        mid, half = 100 * np.mean([pp["acc"].mean() for pp in pps]), 100 * 1.959964 * math.sqrt(var)
+        runs = [max(0.0, float(mid - half)), min(100.0, float(mid + half))]
+    return dict(accuracy_ci95=percentile_ci(100 * reps), accuracy_ci95_runs=runs)
+
+# %% ../nbs/09_evaluation.ipynb #472abded
+def pass_at_k(n:int, # samples of a problem
+              c:int, # correct samples among them
+              k:int, # attempts
+             ) -> float:
+    "Unbiased pass@k of one problem (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."
+    if not 1 <= k <= n: raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
+    if not 0 <= c <= n: raise ValueError(f"pass@k needs 0 <= c <= n, got c={c}, n={n}")
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+# %% ../nbs/09_evaluation.ipynb #985fd334
+def k_grid(n:int, # samples per problem
+          ) -> list[int]:
+    "k values reported for n samples per problem: the powers of two up to n, and n."
+    return sorted({2 ** i for i in range(n.bit_length()) if 2 ** i <= n} | {n})
+
+# %% ../nbs/09_evaluation.ipynb #adad57bf
+_SPACE_RE = re.compile(r"\s+")
+
+def answer_key(extracted, # the extracted answer of a sample (None: no answer)
+               correct:bool, # the grader's verdict against the gold answer
+              ) -> str|None:
+    "Vote class of a sample: one class for every correct answer, else its lightly normalised text (numbers by value)."
+    if correct: return "\x00gold"
+    if extracted is None or (not isinstance(extracted, str) and pd.isna(extracted)): return None
+    s = _SPACE_RE.sub("", str(extracted)).strip("$").rstrip(".")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    if not s: return None
+    try: return str(Fraction(s))
+    except (ValueError, ZeroDivisionError): return s
+
+# %% ../nbs/09_evaluation.ipynb #b8c55c1b
+def majority_votes(df:pd.DataFrame, # samples: problem_id, sample_idx, extracted, correct
+                   ks:Sequence[int], # vote sizes
+                  ) -> dict:
+    "maj@k (percent) for each k: per problem the most frequent answer class of its first k samples; ties split."
+    keys = [answer_key(e, c) for e, c in zip(df["extracted"], df["correct"])]
+    d = df.assign(_key=keys).sort_values(["problem_id", "sample_idx"], kind="stable")
+    scores = {k: [] for k in ks}
+    for _, votes in d.groupby("problem_id", sort=False)["_key"]:
+        votes = list(votes)
+        for k in ks:
+            count = Counter(v for v in votes[:k] if v is not None)
+            top = max(count.values(), default=0)
+            tied = [v for v, m in count.items() if m == top]
+            scores[k].append(("\x00gold" in tied) / len(tied) if count else 0.0)
+    return {str(k): float(100 * np.mean(v)) for k, v in scores.items()}
+
+# %% ../nbs/09_evaluation.ipynb #74b3e0df
+def thinking_split(df:pd.DataFrame, # samples: num_tokens, thinking_tokens (NA without a think block)
+                  ) -> dict:
+    "Mean thinking and answer tokens (None when no sample has a think block) and the share of samples with a block."
+    raw = df["thinking_tokens"] if "thinking_tokens" in df else pd.Series(np.nan, index=df.index)
+    th = pd.to_numeric(raw, errors="coerce")
+    rate = float(th.notna().mean()) if len(df) else 0.0
+    if not th.notna().any(): return dict(thinking_tokens=None, answer_tokens=None, think_rate=rate)
+    th = th.fillna(0).astype(float)
+    return dict(thinking_tokens=float(th.mean()), answer_tokens=float((df["num_tokens"] - th).mean()), think_rate=rate)
+
+# %% ../nbs/09_evaluation.ipynb #ab3f06e2
 def store_metrics(df:pd.DataFrame, # sample records of one model on one test set
                   timing:dict|None=None, # {"wall_time_s", "generated_tokens"} of the generation, if known
+                  n_boot:int=2000, # bootstrap resamples of the intervals
+                  seed:int=0, # bootstrap seed
                  ) -> dict:
-    "Accuracy (avg@k), token statistics, truncation and unfinished rates, and throughput of one store."
+    "Accuracy (avg@k) with intervals, pass@k, maj@k, token statistics (thinking/answer), truncation and throughput."
     m = accuracy_stats(df)
+    pp = per_problem(df)
+    m.update(accuracy_cis(pp, n_boot, [seed]))
+    ks = k_grid(int(pp["n"].min()))
+    m["pass_at_k"] = {str(k): float(100 * np.mean([pass_at_k(n, c, k) for n, c in zip(pp["n"], pp["c"])])) for k in ks}
+    m["maj_at_k"] = majority_votes(df, ks) if "extracted" in df else None
+    m.update(thinking_split(df))
     m.update(mean_tokens=float(df["num_tokens"].mean()), median_tokens=float(df["num_tokens"].median()),
              truncation_rate=float((df["finish_reason"] == "length").mean()),
              unfinished_rate=float((~df["finish_reason"].isin(["stop", "length"])).mean()))
@@ -101,7 +228,8 @@ def store_metrics(df:pd.DataFrame, # sample records of one model on one test set
     return m
 
 # %% ../nbs/09_evaluation.ipynb #d27753ea
-_AVG_KEYS = ("accuracy", "mean_tokens", "median_tokens", "truncation_rate", "acc_std")
+_AVG_KEYS = ("accuracy", "mean_tokens", "median_tokens", "truncation_rate", "acc_std", "thinking_tokens",
+             "answer_tokens")
 
 def _nanmean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
@@ -137,6 +265,63 @@ def compare(metrics:dict, # {model: {dataset: store_metrics(...)}}
         avg["n_problems"] = int(sum(out[model][d]["n_problems"] for d in datasets))
         out[model]["average"] = avg
     return out
+
+# %% ../nbs/09_evaluation.ipynb #a6fbed99
+def paired_frame(model_df:pd.DataFrame, # one model's samples on one test set
+                 base_df:pd.DataFrame, # the base model's samples on the same test set
+                ) -> pd.DataFrame:
+    "Per problem both have: mean correctness and tokens of the model (`acc`, `tokens`) and of the base (`*_base`)."
+    m, b = per_problem(model_df)[["acc", "tokens"]], per_problem(base_df)[["acc", "tokens"]]
+    return m.join(b.add_suffix("_base"), how="inner")
+
+# %% ../nbs/09_evaluation.ipynb #bcb19f0c
+def paired_pvalue(diffs:np.ndarray, # per-problem differences (model - base)
+                  weights:np.ndarray|None=None, # weights w of the statistic sum(w * d) (default: equal)
+                  n_perm:int=10000, # random sign patterns (when the test is not exact)
+                  seed:int=0, # seed of the sign patterns
+                 ) -> float:
+    "Two-sided p-value of a paired sign-flip test of sum(w * d) = 0; exact (McNemar) when all nonzero d are +-1."
+    d = np.asarray(diffs, dtype=float)
+    w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=float)
+    d, w = d[d != 0], w[d != 0]
+    if not len(d): return 1.0
+    if np.all(np.abs(d) == 1) and np.all(w == w[0]):
+        m, lo = len(d), int(min((d > 0).sum(), (d < 0).sum()))
+        return float(min(1.0, 2 * sum(math.comb(m, j) for j in range(lo + 1)) / 2 ** m))
+    x, rng, hits = w * d, np.random.default_rng(seed), 0
+    obs = abs(x.sum()) * (1 - 1e-9)
+    for s in range(0, n_perm, 1000):
+        signs = rng.integers(0, 2, size=(min(1000, n_perm - s), len(x))) * 2 - 1
+        hits += int((np.abs(signs @ x) >= obs).sum())
+    return (hits + 1) / (n_perm + 1)
+
+# %% ../nbs/09_evaluation.ipynb #2a40ca57
+def paired_comparison(pairs:Sequence[pd.DataFrame], # `paired_frame`s, one per test set (averaged over them)
+                      n_boot:int=2000, # bootstrap resamples
+                      seeds:Sequence[int]|None=None, # one bootstrap seed per test set
+                      n_perm:int=10000, # sign patterns of the p-values
+                     ) -> dict:
+    "Accuracy difference (points) and token reduction vs the base, with 95% bootstrap intervals and sign-flip p-values."
+    seeds = list(seeds) if seeds is not None else list(range(len(pairs)))
+    D, acc, acc_r, red, red_r, d_acc, w_acc, d_tok, w_tok = len(pairs), [], [], [], [], [], [], [], []
+    for p, s in zip(pairs, seeds):
+        r = bootstrap_means(p[["acc", "acc_base", "tokens", "tokens_base"]].to_numpy(), n_boot, s)
+        acc.append(100 * (p["acc"].mean() - p["acc_base"].mean())); acc_r.append(100 * (r[:, 0] - r[:, 1]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            red.append(1 - p["tokens"].sum() / p["tokens_base"].sum()); red_r.append(1 - r[:, 2] / r[:, 3])
+        d_acc.append((p["acc"] - p["acc_base"]).to_numpy()); w_acc.append(np.full(len(p), 1 / (D * len(p))))
+        total = p["tokens"].sum() + p["tokens_base"].sum()
+        d_tok.append((p["tokens"] - p["tokens_base"]).to_numpy())
+        w_tok.append(np.full(len(p), 2 / (D * max(total, 1e-12))))
+    acc_ci, red_ci = percentile_ci(np.mean(acc_r, axis=0)), percentile_ci(np.mean(red_r, axis=0))
+    red_ok = bool(np.isfinite(red).all())
+    return dict(acc_diff=float(np.mean(acc)), acc_diff_ci95=acc_ci,
+                acc_diff_pvalue=paired_pvalue(np.concatenate(d_acc), np.concatenate(w_acc), n_perm, seeds[0]),
+                acc_diff_beyond_noise=bool(acc_ci is not None and (acc_ci[0] > 0 or acc_ci[1] < 0)),
+                token_reduction_ci95=red_ci if red_ok else None,
+                token_reduction_pvalue=paired_pvalue(np.concatenate(d_tok), np.concatenate(w_tok), n_perm,
+                                                     seeds[0] + 1),
+                token_reduction_beyond_noise=bool(red_ok and red_ci is not None and (red_ci[0] > 0 or red_ci[1] < 0)))
 
 # %% ../nbs/09_evaluation.ipynb #d129e47c
 def comparison_table(compared:dict, # output of `compare`
@@ -266,6 +451,94 @@ def plot_token_distribution(samples:pd.DataFrame, # all samples: model, dataset,
     return Path(path)
 
 # %% ../nbs/09_evaluation.ipynb #8d3f2528
+def difficulty_table(samples:pd.DataFrame, # samples with model, dataset, difficulty (see `add_difficulty`)
+                     base:str, # base model label
+                    ) -> pd.DataFrame:
+    "Problems, accuracy (%) and mean tokens per model, dataset and difficulty group, with changes vs the base."
+    g = (samples.groupby(["model", "dataset", "difficulty"], sort=False)
+         .agg(n_problems=("problem_id", "nunique"), accuracy=("correct", "mean"), mean_tokens=("num_tokens", "mean"))
+         .reset_index())
+    g["accuracy"] = 100 * g["accuracy"].astype(float)
+    b = g[g.model == base][["dataset", "difficulty", "accuracy", "mean_tokens"]]
+    g = g.merge(b.rename(columns={"accuracy": "base_accuracy", "mean_tokens": "base_tokens"}),
+                on=["dataset", "difficulty"], how="left")
+    g["acc_diff"] = g["accuracy"] - g["base_accuracy"]
+    g["token_reduction"] = 1 - g["mean_tokens"] / g["base_tokens"]
+    models, dsets = list(dict.fromkeys(samples["model"])), list(dict.fromkeys(samples["dataset"]))
+    order = sorted(range(len(g)), key=lambda i: (models.index(g.at[i, "model"]), dsets.index(g.at[i, "dataset"]),
+                                                 _difficulty_key(g.at[i, "difficulty"])))
+    return g.iloc[order].drop(columns=["base_accuracy", "base_tokens"]).reset_index(drop=True)
+
+# %% ../nbs/09_evaluation.ipynb #5313576f
+def budget_grid(max_tokens:int, # the largest budget (the generation's max_tokens)
+                points:int=17, # grid points
+                octaves:int=8, # the grid starts at max_tokens / 2**octaves (but at 16 tokens at least)
+               ) -> list[int]:
+    "Token budgets on a log grid up to `max_tokens` (distinct integers)."
+    lo = max(min(16.0, max_tokens), max_tokens / 2 ** octaves)
+    return sorted({int(round(b)) for b in np.geomspace(lo, max_tokens, points)})
+
+# %% ../nbs/09_evaluation.ipynb #1d56691f
+def budget_curve(df:pd.DataFrame, # samples of one model on one test set: num_tokens, correct
+                 budgets:Sequence[int], # token budgets
+                ) -> dict:
+    "Accuracy (%) at each budget if every sample longer than the budget counted as unfinished, and the share within it."
+    tok, ok = df["num_tokens"].to_numpy(), df["correct"].to_numpy(dtype=bool)
+    return dict(budgets=[int(b) for b in budgets], accuracy=[float(100 * (ok & (tok <= b)).mean()) for b in budgets],
+                within_budget=[float((tok <= b).mean()) for b in budgets])
+
+# %% ../nbs/09_evaluation.ipynb #8141a902
+def plot_budget_curve(curves:pd.DataFrame, # long table: model, dataset, budget, accuracy, kind
+                      path:str|Path, # PNG to write
+                     ) -> Path:
+    "Accuracy vs token budget, one line per model (and kind), one panel per test set."
+    plt, sns = _plt()
+    dsets = list(dict.fromkeys(curves["dataset"]))
+    fig, axes = plt.subplots(1, len(dsets), figsize=(4.6 * len(dsets), 3.8), squeeze=False)
+    for ax, ds in zip(axes[0], dsets):
+        sub = curves[curves.dataset == ds]
+        models = list(dict.fromkeys(curves["model"]))
+        colors = dict(zip(models, sns.color_palette(n_colors=len(models))))
+        for (m, kind), g in sub.groupby(["model", "kind"], sort=False):
+            forced = kind == "budget forcing"
+            ax.plot(g["budget"], g["accuracy"], color=colors[m], ls="--" if forced else "-",
+                    marker="x" if forced else "o", ms=4, label=f"{m} (budget forcing)" if forced else m)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set(title=ds, xlabel="token budget b (log scale)", ylabel="accuracy at budget b (%)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Accuracy vs token budget (up-left is better)")
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    return Path(path)
+
+# %% ../nbs/09_evaluation.ipynb #37ab8815
+_ENV_PACKAGES = ("o1-pruner", "torch", "transformers", "vllm", "accelerate", "datasets", "math-verify", "numpy")
+
+def environment_info(devices:bool=False, # also the CUDA version and GPU names (when torch is already imported)
+                    ) -> dict:
+    "Python, platform and the versions of the packages behind the numbers (None: not installed)."
+    def version(p):
+        try: return importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError: return None
+    env = dict(python=platform.python_version(), platform=platform.platform(),
+               packages={p: version(p) for p in _ENV_PACKAGES})
+    if devices and "torch" in sys.modules:
+        import torch
+        env["cuda"] = torch.version.cuda
+        env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+                       ] if torch.cuda.is_available() else []
+    return env
+
+# %% ../nbs/09_evaluation.ipynb #f6cd3d88
+_NOT_HASHED = ("output_dir", "report_only", "process_per_model", "aes_variant", "difficulty")
+
+def config_hash(config:dict, # an evaluation's settings (`dataclasses.asdict(EvalConfig)`, as run.json keeps them)
+               ) -> str:
+    "Short SHA-256 of the settings that can change a number (all but folders, process and report-layout options)."
+    keep = {k: v for k, v in config.items() if k not in _NOT_HASHED}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+# %% ../nbs/09_evaluation.ipynb #ce837a25
 def protocol_name(n:int, # samples per problem
                   temperature:float, # sampling temperature
                   top_p:float=1.0, # nucleus sampling
@@ -278,6 +551,9 @@ def _store_dir(run_dir:Path, model:str, dataset:str, protocol:str) -> Path:
 
 def _timing_path(store:Path) -> Path:
     return store.parent/f"{store.name}.timing.json"
+
+def _forced_dir(run_dir:Path, model:str, dataset:str, protocol:str, budget:int) -> Path:
+    return Path(run_dir)/"budget_forcing"/model/dataset/protocol/f"b{int(budget)}"
 
 def _read_json(p:Path, default=None):
     return json.loads(Path(p).read_text()) if Path(p).exists() else default
@@ -302,6 +578,148 @@ def discover_stores(run_dir:str|Path, # a run folder
     if not out: raise FileNotFoundError(f"{root}: no stores for protocol {protocol!r} (present: {protos})")
     return out, protocol
 
+# %% ../nbs/09_evaluation.ipynb #d2126274
+PAIRED_KEYS = ("acc_diff", "acc_diff_ci95", "acc_diff_pvalue", "acc_diff_beyond_noise", "token_reduction_ci95",
+               "token_reduction_pvalue", "token_reduction_beyond_noise")
+
+def add_paired_stats(compared:dict, # output of `compare` (updated in place)
+                     samples:pd.DataFrame, # all samples: model, dataset, problem_id, correct, num_tokens
+                     base:str, # base model label
+                     n_boot:int=2000, # bootstrap resamples
+                     seed:int=0, # run seed
+                    ) -> dict:
+    "Add paired comparisons vs `base` (per test set and averaged) and the average's accuracy intervals."
+    datasets = [d for d in compared[base] if d != "average"]
+    seeds = [derive_seed(seed, "bootstrap", d) for d in datasets]
+    frames = {key: g for key, g in samples.groupby(["model", "dataset"])}
+    for m in compared:
+        compared[m]["average"].update(accuracy_cis([per_problem(frames[m, d]) for d in datasets], n_boot, seeds))
+        pairs = [paired_frame(frames[m, d], frames[base, d]) for d in datasets]
+        for d, p, s in zip(datasets, pairs, seeds):
+            compared[m][d].update(dict.fromkeys(PAIRED_KEYS) if m == base else paired_comparison([p], n_boot, [s]))
+        compared[m]["average"].update(dict.fromkeys(PAIRED_KEYS) if m == base else
+                                      paired_comparison(pairs, n_boot, seeds))
+    return compared
+
+# %% ../nbs/09_evaluation.ipynb #52963b1b
+def _p(p): return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+def noise_verdict(model:str, # the compared model
+                  dataset:str, # test set (or "average")
+                  m:dict, # its metrics with the paired fields
+                  base:str, # base model label
+                 ) -> str:
+    "One plain sentence: are the model's token reduction and accuracy change vs the base beyond noise?"
+    where = "averaged over the test sets" if dataset == "average" else f"on {dataset}"
+    def judge(beyond): return "**beyond noise**" if beyond else "**within noise** (the interval includes 0)"
+    red, rci = m.get("token_reduction"), m.get("token_reduction_ci95")
+    tok = ("tokens: n/a" if red is None or rci is None else
+           f"token reduction {red:.1%} (95% CI {rci[0]:.1%} to {rci[1]:.1%}, {_p(m['token_reduction_pvalue'])}): "
+           + judge(m["token_reduction_beyond_noise"]))
+    aci = m["acc_diff_ci95"]
+    acc = (f"accuracy change {m['acc_diff']:+.1f} points (95% CI {aci[0]:+.1f} to {aci[1]:+.1f}, "
+           f"{_p(m['acc_diff_pvalue'])}): " + judge(m["acc_diff_beyond_noise"]))
+    return f"{model} vs {base} {where}: {tok}; {acc}."
+
+# %% ../nbs/09_evaluation.ipynb #bb8d6f34
+def _ci(ci, spec=".1f", scale=1.0):
+    return "[–]" if ci is None else f"[{format(ci[0] * scale + 0.0, spec)}, {format(ci[1] * scale + 0.0, spec)}]"
+
+def interval_tables(compared:dict, # `compare` output with the statistics (`add_paired_stats`)
+                    base:str, # base model label
+                    variant:str="written", # AES variant shown
+                   ) -> tuple[str, str]:
+    "Markdown: the Table 2 layout with 95% intervals, and the paired differences vs the base."
+    cols = list(compared[base])
+    head = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    t1, t2 = list(head), list(head)
+    for mdl, per in compared.items():
+        cells = [f"{_fmt(m['accuracy'])} {_ci(m.get('accuracy_ci95'))} / {_fmt(m['mean_tokens'], '.0f')} / "
+                 f"{_fmt(m.get(f'aes_{variant}'), '.2f', 'n/a')}" for m in per.values()]
+        t1.append(f"| {mdl} | " + " | ".join(cells) + " |")
+        if mdl == base: continue
+        cells = [f"acc {_fmt(m['acc_diff'], '+.1f')} {_ci(m['acc_diff_ci95'], '+.1f')} ({_p(m['acc_diff_pvalue'])}); "
+                 f"tokens {_fmt(None if m.get('token_reduction') is None else 0.0 - m['token_reduction'], '+.1%')} "
+                 f"{_ci(None if m['token_reduction_ci95'] is None else m['token_reduction_ci95'][::-1], '+.1%', -1)} "
+                 f"({_p(m['token_reduction_pvalue'])})" for m in per.values()]
+        t2.append(f"| {mdl} | " + " | ".join(cells) + " |")
+    return "\n".join(t1), "\n".join(t2)
+
+# %% ../nbs/09_evaluation.ipynb #cf75a845
+_ENV_SETTINGS = ("backend", "device", "dtype", "batch_size", "tensor_parallel_size", "max_model_len", "seed", "n",
+                 "temperature", "top_p", "max_tokens", "n_boot")
+
+def environment_block(run:dict, # run.json
+                      stores:dict, # {model: {dataset: store folder}}
+                     ) -> dict:
+    "Settings, their hash, each store's runtime and generation environment, and the environment writing the report."
+    cfg = run.get("config") or {}
+    per = {m: {d: dict(runtime=store_config(p).get("runtime") or {},
+                       generated_with=(_read_json(_timing_path(Path(p)), {}) or {}).get("environment"))
+               for d, p in ds.items()} for m, ds in stores.items()}
+    return dict(settings={k: cfg.get(k) for k in _ENV_SETTINGS if k in cfg},
+                config_hash=config_hash(cfg) if cfg else None,
+                stores=per, report=environment_info())
+
+def forced_curves(run_dir:Path, # the run folder
+                  model:str, dataset:str, protocol:str, # which stores
+                  problems:set, # problem ids the report uses
+                 ) -> dict|None:
+    "Budget-forcing results of one model and test set: accuracy (%), mean tokens and forced share per budget."
+    root = Path(run_dir)/"budget_forcing"/model/dataset/protocol
+    found = sorted((int(p.name[1:]), p) for p in root.glob("b*") if p.is_dir() and p.name[1:].isdigit()
+                   ) if root.is_dir() else []
+    rows = []
+    for b, p in found:
+        df = load_samples(p)
+        df = df[df.problem_id.isin(problems)]
+        if len(df): rows.append((b, df))
+    if not rows: return None
+    return dict(budgets=[b for b, _ in rows], accuracy=[float(100 * df["correct"].mean()) for _, df in rows],
+                mean_tokens=[float(df["num_tokens"].mean()) for _, df in rows],
+                forced_share=[float(df["forced"].astype(bool).mean()) if "forced" in df else None for _, df in rows])
+
+def _json_safe(o):
+    "`o` with NaN/inf floats as None and numpy scalars as Python numbers (metrics.json stays valid JSON)."
+    if isinstance(o, dict): return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
+    if isinstance(o, np.generic): o = o.item()
+    if isinstance(o, float) and not math.isfinite(o): return None
+    return o
+
+# %% ../nbs/09_evaluation.ipynb #ba764928
+def add_budget_curves(compared:dict, # `compare` output (updated in place)
+                      samples:pd.DataFrame, # the samples the report uses
+                      stores:dict, # {model: {dataset: store folder}}
+                      run_dir:Path, # the run folder (for budget-forcing stores)
+                      protocol:str, # the run's protocol
+                      max_tokens:int|None=None, # the grid's top (default: the stores' max_tokens)
+                     ) -> pd.DataFrame:
+    "Add `budget_curve` (log grid + forcing budgets) and `budget_forcing` (or None) to each model and set; all curves."
+    rows = []
+    for d in [d for d in next(iter(compared.values())) if d != "average"]:
+        specs = [(store_config(stores[m][d]).get("spec") or {}).get("sampling") or {} for m in compared]
+        top = max_tokens or max([s.get("max_tokens") or 0 for s in specs]) or int(samples["num_tokens"].max())
+        forced = {m: forced_curves(run_dir, m, d, protocol, set(samples.loc[samples.dataset == d, "problem_id"]))
+                  for m in compared}
+        grid = sorted(set(budget_grid(int(top))).union(*[f["budgets"] for f in forced.values() if f]))
+        for m in compared:
+            sub = samples[(samples.model == m) & (samples.dataset == d)]
+            c, f = compared[m][d]["budget_curve"], compared[m][d]["budget_forcing"] = budget_curve(sub, grid), forced[m]
+            for kind, cur in (("unfinished = wrong", c), ("budget forcing", f)):
+                rows += [dict(model=m, dataset=d, budget=b, accuracy=a, kind=kind)
+                         for b, a in zip(cur["budgets"], cur["accuracy"])] if cur else []
+    return pd.DataFrame(rows, columns=["model", "dataset", "budget", "accuracy", "kind"])
+
+def _flat_metrics(m:dict) -> dict:
+    "The scalar fields of a metrics entry (details.csv): intervals as _lo/_hi, pass@k and maj@k as columns."
+    out = {}
+    for k, v in m.items():
+        if k.endswith(("_ci95", "_ci95_runs")): out[f"{k}_lo"], out[f"{k}_hi"] = v or (None, None)
+        elif k in ("pass_at_k", "maj_at_k"): out.update({f"{k[:-2]}_{j}": x for j, x in (v or {}).items()})
+        elif not isinstance(v, (dict, list)): out[k] = v
+    return out
+
 # %% ../nbs/09_evaluation.ipynb #f9dc68ed
 def _fmt(x, spec=".1f", none="–"):
     return none if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
@@ -320,10 +738,14 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
                        difficulty:str|None=None, # difficulty rule for the reduction plot (default "auto")
                        protocol:str|None=None, # which protocol's stores (default: the run's)
                        plots:bool=True, # draw the plots
+                       n_boot:int|None=None, # bootstrap resamples (default: run.json's, else 2000)
+                       seed:int|None=None, # seed of the bootstrap and sign-flip tests (default: run.json's, else 0)
                       ) -> dict:
     "Score the stores of a run folder and write metrics.json, table.md/.csv, details.csv, plots and report.md."
     run_dir = Path(run_dir)
     run = _read_json(run_dir/"run.json", {}) or {}
+    cfg = run.get("config") or {}
+    n_boot, seed = n_boot or cfg.get("n_boot") or 2000, cfg.get("seed", 0) if seed is None else seed
     stores, protocol = discover_stores(run_dir, protocol)
     order = list(models or run.get("model_labels") or sorted(stores))
     order = [m for m in order if m in stores] + [m for m in sorted(stores) if m not in order]
@@ -364,8 +786,16 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
         metrics[m] = {}
         for d in ds_order:
             sub = samples[(samples.model == m) & (samples.dataset == d)]
-            metrics[m][d] = store_metrics(sub, _read_json(_timing_path(stores[m][d])))
-    compared = compare(metrics, base)
+            metrics[m][d] = store_metrics(sub, _read_json(_timing_path(stores[m][d])), n_boot,
+                                          derive_seed(seed, "bootstrap", d))
+    compared = add_paired_stats(compare(metrics, base), samples, base, n_boot, seed)
+    with_d, rule = add_difficulty(samples, base, difficulty or run.get("difficulty") or "auto")
+    diff = difficulty_table(with_d, base)
+    for m in order:
+        for d in ds_order:
+            g = diff[(diff.model == m) & (diff.dataset == d)].set_index("difficulty")
+            compared[m][d]["by_difficulty"] = g.drop(columns=["model", "dataset"]).to_dict("index")
+    curves = add_budget_curves(compared, samples, stores, run_dir, protocol, cfg.get("max_tokens"))
     for d in ds_order:
         if metrics[base][d]["accuracy"] <= 0:
             notes.append(f"{d}: AES is n/a because the base model {base!r} has accuracy 0 there (AES divides by it).")
@@ -380,27 +810,36 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
     for m in compared:
         for d, v in compared[m].items(): v["aes"] = v.get(f"aes_{aes_variant}")
     md, wide = comparison_table(compared, aes_variant)
-    details = pd.DataFrame([dict(model=m, dataset=d, **{k: v for k, v in x.items() if k != "acc_runs"})
+    details = pd.DataFrame([dict(model=m, dataset=d, **_flat_metrics(x))
                             for m in compared for d, x in compared[m].items()])
     (run_dir/"table.md").write_text(md + "\n")
     wide.to_csv(run_dir/"table.csv", index=False)
     details.to_csv(run_dir/"details.csv", index=False)
-    result = dict(protocol=protocol, base=base, aes_variant=aes_variant, models=order, datasets=ds_order,
-                  metrics=compared, notes=notes)
-    (run_dir/"metrics.json").write_text(json.dumps(result, indent=1, default=_json_default))
+    diff.to_csv(run_dir/"difficulty.csv", index=False)
+    curves.to_csv(run_dir/"budget_curve.csv", index=False)
+    verdicts = [noise_verdict(m, d, compared[m][d], base) for m in order[1:]
+                for d in ds_order + (["average"] if len(ds_order) > 1 else [])]
+    result = _json_safe(dict(protocol=protocol, base=base, aes_variant=aes_variant, models=order, datasets=ds_order,
+                             metrics=compared, verdicts=verdicts, difficulty_rule=rule, notes=notes,
+                             statistics=dict(n_boot=n_boot, seed=seed,
+                                             interval="95% percentile bootstrap over problems",
+                                             test="paired sign-flip test on per-problem differences (exact McNemar "
+                                                  "when every difference is +-1)"),
+                             environment=environment_block(run, {m: stores[m] for m in order})))
+    (run_dir/"metrics.json").write_text(json.dumps(result, indent=1, allow_nan=False, default=_json_default))
     plot_files = {}
     if plots:
         (run_dir/"plots").mkdir(exist_ok=True)
         summ = details[details.dataset != "average"]
         plot_files["Accuracy vs mean tokens"] = plot_acc_vs_tokens(summ, run_dir/"plots"/"acc_vs_tokens.png")
+        plot_files["Accuracy vs token budget"] = plot_budget_curve(curves, run_dir/"plots"/"budget_curve.png")
         if len(order) > 1:
-            with_d, rule = add_difficulty(samples, base, difficulty or run.get("difficulty") or "auto")
             red = reduction_by_difficulty(with_d, base)
             red.to_csv(run_dir/"reduction_by_difficulty.csv", index=False)
             plot_files[f"Token reduction vs {base} by difficulty ({rule})"] = plot_reduction_by_difficulty(
                 red, run_dir/"plots"/"reduction_by_difficulty.png", rule)
         plot_files["Token distribution"] = plot_token_distribution(samples, run_dir/"plots"/"token_distribution.png")
-    _write_report(run_dir, run, result, md, details, plot_files)
+    _write_report(run_dir, run, result, md, details, plot_files, interval_tables(compared, base, aes_variant), diff)
     return result
 
 def _json_default(o):
@@ -409,7 +848,77 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     return str(o)
 
-def _write_report(run_dir, run, result, md, details, plot_files):
+def _stat_sections(result:dict, tables:tuple[str, str], diff:pd.DataFrame) -> list[str]:
+    "Report sections: noise verdicts, intervals, pass@k/maj@k, thinking/answer tokens, difficulty, budget curves."
+    base, st, met = result["base"], result["statistics"], result["metrics"]
+    rows = [(m, d, met[m][d]) for m in result["models"] for d in result["datasets"]]
+    L = ["## Beyond noise?", ""] + [f"* {v}" for v in result["verdicts"]] + ([""] if result["verdicts"] else [])
+    L += [f"Intervals: {st['interval']} ({st['n_boot']} resamples, seed {st['seed']}); p: {st['test']}. "
+          "A difference is "
+          "beyond noise when its 95% interval excludes 0.", "", "## Accuracy with 95% intervals", "", tables[0], "",
+          "Cells: accuracy (%) [95% interval over problems] / mean tokens / AES.", ""]
+    if len(result["models"]) > 1:
+        L += [f"Against {base}, paired on the same problems: accuracy change in points and relative change in tokens, "
+              "each with its 95% interval and p-value.", "", tables[1], ""]
+    ks = list(met[base][result["datasets"][0]]["pass_at_k"])
+    L += ["## pass@k, maj@k", "", "| model | dataset | " + " | ".join(f"pass@{k}" for k in ks) + " | "
+          + " | ".join(f"maj@{k}" for k in ks) + " | accuracy, 95% CI with problems fixed |",
+          "|---|---|" + "---|" * (2 * len(ks) + 1)]
+    L += [f"| {m} | {d} | " + " | ".join(_fmt((x["pass_at_k"] or {}).get(k)) for k in ks) + " | "
+          + " | ".join(_fmt((x["maj_at_k"] or {}).get(k)) for k in ks) + f" | {_ci(x['accuracy_ci95_runs'])} |"
+          for m, d, x in rows]
+    L += ["", "pass@k: unbiased estimator 1 - C(n-c,k)/C(n,k); maj@k: majority vote over the first k samples "
+          "(correct answers are one class; ties split). The last interval is for a rerun on the same problems "
+          "(n > 1).", ""]
+    L += ["## Thinking and answer tokens", "",
+          "| model | dataset | mean tokens | thinking | answer | with a think block |",
+          "|---|---|---|---|---|---|"]
+    L += [f"| {m} | {d} | {_fmt(x['mean_tokens'], '.0f')} | {_fmt(x['thinking_tokens'], '.0f')} | "
+          f"{_fmt(x['answer_tokens'], '.0f')} | {_fmt(x['think_rate'], '.0%')} |" for m, d, x in rows]
+    L += ["", f"## By difficulty ({result['difficulty_rule']})", "", "| model | dataset | difficulty | problems | "
+          "accuracy (%) | change vs base (points) | mean tokens | token reduction vs base |",
+          "|---|---|---|---|---|---|---|---|"]
+    L += [f"| {r.model} | {r.dataset} | {r.difficulty} | {r.n_problems} | {_fmt(r.accuracy)} | "
+          f"{_fmt(r.acc_diff, '+.1f')} | "
+          f"{_fmt(r.mean_tokens, '.0f')} | {_fmt(r.token_reduction, '.1%')} |" for r in diff.itertuples()]
+    L += [""] + _budget_section(rows)
+    return L
+
+def _budget_section(rows:list) -> list[str]:
+    "Accuracy at a few budgets of each curve (the full curves are in metrics.json and budget_curve.csv)."
+    grid = rows[0][2]["budget_curve"]["budgets"]
+    forced = {b for _, _, x in rows for b in (x.get("budget_forcing") or {}).get("budgets", [])}
+    show = sorted({grid[int(i)] for i in np.linspace(0, len(grid) - 1, min(6, len(grid)))} | forced)
+    L = ["## Accuracy vs token budget", "", "| model | dataset | kind | " + " | ".join(f"b={b}" for b in show) + " |",
+         "|---|---|---|" + "---|" * len(show)]
+    for m, d, x in rows:
+        for kind, c in (("unfinished = wrong", x["budget_curve"]), ("budget forcing", x.get("budget_forcing"))):
+            if not c: continue
+            acc = dict(zip(c["budgets"], c["accuracy"]))
+            L.append(f"| {m} | {d} | {kind} | " + " | ".join(_fmt(acc.get(b)) for b in show) + " |")
+    return L + ["", "Unfinished = wrong: accuracy (%) if every sample longer than b tokens counted as wrong. "
+                "Budget forcing: "
+                "samples cut at b tokens and asked for the answer (`--budget_forcing`).", ""]
+
+def _env_section(env:dict) -> list[str]:
+    "The environment block: settings and their hash, each store's engine and packages, the report's packages."
+    L = ["## Environment", "",
+         f"Config hash: `{env['config_hash']}` (all settings but folders, process and report options).", ""]
+    if env["settings"]: L += ["Settings: " + ", ".join(f"{k} `{v}`" for k, v in env["settings"].items()), ""]
+    L += ["| model | dataset | backend | device | dtype | batch size | torch | transformers | vllm | GPUs |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for m, per in env["stores"].items():
+        for d, e in per.items():
+            rt, gen = e["runtime"], e["generated_with"] or {}
+            pk = gen.get("packages") or {}
+            L.append(f"| {m} | {d} | {rt.get('backend', '–')} | {rt.get('device', '–')} | {rt.get('dtype', '–')} | "
+                     f"{rt.get('batch_size', '–')} | {pk.get('torch') or '–'} | {pk.get('transformers') or '–'} | "
+                     f"{rt.get('vllm') or pk.get('vllm') or '–'} | {', '.join(gen.get('gpus') or []) or '–'} |")
+    rep = env["report"]
+    return L + ["", f"Report written with Python {rep['python']} on {rep['platform']}: "
+                + ", ".join(f"{k} {v}" for k, v in rep["packages"].items() if v), ""]
+
+def _write_report(run_dir, run, result, md, details, plot_files, tables, diff):
     base, variant, protocol = result["base"], result["aes_variant"], result["protocol"]
     L = [f"# Evaluation report", ""]
     L += [f"Protocol: **{protocol}**" + (" (greedy decoding, one solution per problem: the paper's protocol)" if protocol == "greedy"
@@ -420,6 +929,7 @@ def _write_report(run_dir, run, result, md, details, plot_files):
           "`written`: dL + 3|dA| if dA >= 0 else dL - 5|dA| (the paper's formula); `table`: dL + 3|dA| "
           "(what the paper's Table 2 numbers match). The average column is the mean over test sets (as in Table 2). "
           "metrics.json holds both variants.", ""]
+    L += _stat_sections(result, tables, diff)
     L += ["## Details", "", "| model | dataset | problems | accuracy (%) | ± std (runs) | ± SE | mean tok | median tok | "
           "reduction | truncated | wall time (s) | tok/s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in details.to_dict("records"):
@@ -433,13 +943,14 @@ def _write_report(run_dir, run, result, md, details, plot_files):
         L += ["## Plots", ""]
         for title, p in plot_files.items(): L += [f"### {title}", "", f"![{title}]({Path(p).relative_to(run_dir).as_posix()})", ""]
     if result["notes"]: L += ["## Notes", ""] + [f"* {n}" for n in result["notes"]] + [""]
+    L += _env_section(result["environment"])
     L += ["## Settings", ""]
     if run.get("models"): L += ["Models:", ""] + [f"* `{k}`: `{v}`" for k, v in run["models"].items()] + [""]
     if run.get("datasets"): L += ["Test sets:", ""] + [f"* `{k}`: `{v}`" for k, v in run["datasets"].items()] + [""]
     cfg = run.get("config") or {}
     if cfg:
         keep = ("n", "temperature", "top_p", "max_tokens", "limit", "backend", "batch_size", "system", "speed", "model_speeds", "user_template",
-                "enable_thinking", "seed")
+                "enable_thinking", "seed", "n_boot", "budget_forcing", "budget_forcing_prompt", "budget_forcing_tokens")
         L += ["| setting | value |", "|---|---|"] + [f"| {k} | `{cfg.get(k)!r}` |" for k in keep if k in cfg] + [""]
     if run.get("command"): L += ["Rerun (resumes; finished samples are reused):", "", "```bash", run["command"], "```", ""]
     L += ["Rebuild this report from the stores without generating:", "", "```bash",
@@ -541,6 +1052,88 @@ def generate_for_eval(model:str, # model path or hub name (LoRA adapters are mer
         after = after[[k not in old for k in zip(after.problem_id, after.sample_idx)]]
     return dict(new_samples=int(len(after)), generated_tokens=int(after["num_tokens"].sum()), wall_time_s=wall)
 
+# %% ../nbs/09_evaluation.ipynb #41d50754
+FORCE_PROMPT = "\n</think>\n\nThe final answer is \\boxed{"
+
+def force_cue(prompt:str, # the sample's rendered prompt
+              prefix:str, # the kept first b tokens of its completion
+              answer_prompt:str=FORCE_PROMPT, # text that asks for the answer
+             ) -> str:
+    "The text appended after a cut: `answer_prompt`, without its `</think>` unless a think block is open."
+    opened = prefix.rfind("<think>") > prefix.rfind("</think>")
+    opened = opened or (prompt.rstrip().endswith("<think>") and "</think>" not in prefix)
+    return answer_prompt if opened else answer_prompt.split("</think>", 1)[-1]
+
+# %% ../nbs/09_evaluation.ipynb #9af08985
+def cut_and_cue(tokenizer, # the model's tokenizer
+                record:dict, # a sample record: completion, prompt
+                budget:int, # tokens of the completion to keep
+                answer_prompt:str=FORCE_PROMPT, # text that asks for the answer (see `force_cue`)
+               ) -> tuple[str, list[int]]:
+    "The first `budget` tokens of a sample's completion followed by the answer cue: (text, token ids)."
+    ids = tokenizer(record["completion"], add_special_tokens=False)["input_ids"][:budget]
+    prefix = tokenizer.decode(ids, skip_special_tokens=False)
+    cue = force_cue(record.get("prompt") or "", prefix, answer_prompt)
+    return prefix + cue, ids + tokenizer(cue, add_special_tokens=False)["input_ids"]
+
+# %% ../nbs/09_evaluation.ipynb #c20e00c5
+def forcing_spec(source_spec:dict, # the `store_spec` of the store whose samples are cut
+                 budget:int, # tokens kept
+                 answer_prompt:str, # the cue
+                 answer_tokens:int, # answer length allowed
+                ) -> dict:
+    "What a budget-forcing store depends on: its source store's spec (by fingerprint) and the forcing settings."
+    return dict(source=fingerprint(source_spec), sampling=source_spec["sampling"], budget=int(budget),
+                answer_prompt=answer_prompt, answer_tokens=int(answer_tokens))
+
+def _plain(v):
+    "A stored value as plain JSON (pandas NA to None, numpy scalars to Python)."
+    if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)): return None
+    return v.item() if isinstance(v, np.generic) else v
+
+def _forced_records(rows:list, # ((record, head text, head ids), continuation Completion) pairs
+                    tokenizer, # the model's tokenizer
+                   ) -> list[dict]:
+    "Graded store records of forced answers."
+    from o1_pruner.sampling import finish_grade, grade_completions, thinking_tokens
+    comps = [Completion(head + c.text, ids + list(c.token_ids[:c.num_tokens]), len(ids) + c.num_tokens, c.finish_reason)
+             for (_, head, ids), c in rows]
+    recs = [r for (r, _, _), _ in rows]
+    out = []
+    grades = grade_completions([r["prompt"] or "" for r in recs], comps, [r["gold"] for r in recs])
+    for r, c, g in zip(recs, comps, grades):
+        correct, why = finish_grade(c.finish_reason, g.correct, g.reason)
+        out.append(dict(r, completion=c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason, forced=True,
+                        thinking_tokens=thinking_tokens(tokenizer, r["prompt"] or "", c), extracted=g.extracted,
+                        correct=correct, grade_reason=why))
+    return out
+
+# %% ../nbs/09_evaluation.ipynb #7520077c
+def budget_force(store:str|Path, # a filled evaluation store (the samples to cut)
+                 out_dir:str|Path, # the budget-forcing store of this budget
+                 budget:int, # tokens kept of each longer sample
+                 backend, # a loaded generation backend of the store's model
+                 answer_prompt:str=FORCE_PROMPT, # appended after the cut (see `force_cue`)
+                 answer_tokens:int=32, # new tokens allowed for the answer
+                ) -> int:
+    "Fill a budget-forcing store: samples longer than `budget` cut there and asked for the answer; returns new records."
+    src, spec = load_samples(store), SampleStore(store).meta["spec"]
+    dst, s, tok = SampleStore(out_dir), spec["sampling"], backend.tokenizer
+    dst.init(forcing_spec(spec, budget, answer_prompt, answer_tokens), int(src["sample_idx"].max()) + 1)
+    have = {(r["problem_id"], r["sample_idx"]) for r in dst.iter_records(warn=False)}
+    todo = [{k: _plain(r.get(k)) for k in RECORD_FIELDS} for r in src.to_dict("records")]
+    todo = [r for r in todo if (r["problem_id"], r["sample_idx"]) not in have]
+    cut = {(r["problem_id"], r["sample_idx"]): (r, *cut_and_cue(tok, r, budget, answer_prompt))
+           for r in todo if r["num_tokens"] > budget}
+    reqs = [Request((r["prompt"] or "") + head, 1, key=key, seed=derive_seed(s["seed"], "budget", budget, *key))
+            for key, (r, head, _) in cut.items()]
+    params = GenParams(temperature=s["temperature"], top_p=s["top_p"], max_tokens=answer_tokens, seed=s["seed"])
+    with dst.writer() as w:
+        w.write([dict(r, forced=False) for r in todo if r["num_tokens"] <= budget])
+        for batch in backend.stream(reqs, params):
+            w.write(_forced_records([(cut[req.key], c) for req, _, c in batch], tok))
+    return len(todo)
+
 # %% ../nbs/09_evaluation.ipynb #0d7a4b03
 class ModelProcessError(RuntimeError):
     "Generation failed in a model's own process; `child_traceback` holds the child's traceback text."
@@ -582,8 +1175,10 @@ def generate_model_stores(model:str, # model path or hub name (for a LoRA adapte
                           jobs:Sequence[tuple[str, str]], # (test set, store folder) pairs to fill
                           gen_kw:dict, # `generate_for_eval` settings: n, temperature, ..., backend, speed, ...
                           adapter:str|None=None, # a LoRA adapter to merge into the folder `model` first (if not yet)
+                          forcing:Sequence[tuple[str, str, str, int]]=(), # (test set, store, forced store, budget)
+                          force_kw:dict|None=None, # `budget_force` settings: answer_prompt, answer_tokens
                          ) -> list[dict]:
-    "Fill one model's stores with one loaded backend, adding each session to the store's timing file; then free it."
+    "Fill one model's stores, then its budget-forcing stores, with one loaded backend (timing each session); free it."
     if adapter is not None: merge_lora_adapter(adapter, model)
     engine, infos = {}, []
     try:
@@ -593,9 +1188,15 @@ def generate_model_stores(model:str, # model path or hub name (for a LoRA adapte
             t = _read_json(tp, {"wall_time_s": 0.0, "generated_tokens": 0, "sessions": 0})
             if info["new_samples"]:
                 t = dict(wall_time_s=t["wall_time_s"] + info["wall_time_s"], sessions=t["sessions"] + 1,
-                         generated_tokens=t["generated_tokens"] + info["generated_tokens"], pid=os.getpid())
+                         generated_tokens=t["generated_tokens"] + info["generated_tokens"], pid=os.getpid(),
+                         environment=environment_info(devices=True))
                 tp.write_text(json.dumps(t))
             infos.append(info)
+        for dataset, store, forced, budget in forcing:
+            if engine.get("model") != str(model):
+                from o1_pruner.sampling import backend_for
+                engine.update(model=str(model), backend=backend_for(eval_store_config(model, dataset, store, **gen_kw)))
+            budget_force(store, forced, budget, engine["backend"], **(force_kw or {}))
     finally: _release(engine)
     return infos
 
@@ -627,7 +1228,14 @@ class EvalConfig:
     enable_thinking: bool|None = field(default=None, metadata={"help": "passed to chat templates that support it (Qwen3)"})
     aes_variant: str = field(default="written", metadata={"help": "AES shown in the table: written (paper's formula) or table (matches Table 2)"})
     difficulty: str = field(default="auto", metadata={"help": "difficulty groups for the reduction plot: auto, level, base_acc, length"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (also seeds the bootstrap and sign-flip tests)"})
+    n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the 95 percent intervals"})
+    budget_forcing: list[str] = field(default_factory=list, metadata={"help": (
+        "token budgets for budget forcing, e.g. 256,512: each longer sample is cut at b tokens and asked for the "
+        "answer (one short extra generation per cut sample); empty: off")})
+    budget_forcing_prompt: str = field(default=FORCE_PROMPT, metadata={"help": (
+        "budget forcing: text appended after the cut (its </think> is dropped when no think block is open)")})
+    budget_forcing_tokens: int = field(default=32, metadata={"help": "budget forcing: new tokens for the answer"})
     report_only: bool = field(default=False, metadata={"help": "only rebuild the report from the stores in output_dir"})
     process_per_model: bool|None = field(default=None, metadata={"help": (
         "generate each model in its own process, so that its GPU memory is freed before the next one "
@@ -651,6 +1259,27 @@ class EvalConfig:
         if self.backend not in ("auto", "transformers", "vllm"): raise ValueError(f"backend must be auto, transformers or vllm, got {self.backend!r}")
         if self.aes_variant not in AES_VARIANTS: raise ValueError(f"aes_variant must be one of {AES_VARIANTS}, got {self.aes_variant!r}")
         if self.difficulty not in ("auto", "level", "base_acc", "length"): raise ValueError(f"difficulty must be auto, level, base_acc or length, got {self.difficulty!r}")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot must be >= 100 (intervals from fewer resamples are unstable), got {self.n_boot}")
+        self.budget_forcing = forcing_budgets(self.budget_forcing, self.max_tokens)
+        if self.budget_forcing_tokens < 1:
+            raise ValueError(f"budget_forcing_tokens must be >= 1, got {self.budget_forcing_tokens}")
+
+def forcing_budgets(items:Sequence|str|int|None, # budgets as ints or strings such as "256,512"
+                    max_tokens:int, # the generation budget (a forcing budget must be below it)
+                   ) -> list[int]:
+    "Sorted distinct budget-forcing budgets from `256,512`-style items, each in [1, max_tokens)."
+    items = [items] if isinstance(items, (str, int)) else list(items or [])
+    out = set()
+    for it in items:
+        for part in str(it).replace(",", " ").split():
+            try: b = int(part)
+            except ValueError: raise ValueError(f"budget_forcing: {part!r} is not a whole number of tokens") from None
+            if not 1 <= b < max_tokens:
+                raise ValueError(f"budget_forcing: budget {b} must be in [1, max_tokens={max_tokens}) "
+                                 "(no sample is longer)")
+            out.add(b)
+    return sorted(out)
 
 def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {label: speed} dict)
                    ) -> dict:
@@ -694,6 +1323,7 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
              **overrides, # any EvalConfig field, e.g. limit=10, output_dir="runs/x"
             ) -> dict:
     "Evaluate models on test sets (resumable), then write the run folder's report; returns the metrics."
+    from o1_pruner.sampling import store_spec
     cfg = dataclasses.replace(config or EvalConfig(), **overrides)
     if models is not None: cfg.models = [f"{k}={v}" for k, v in models.items()] if isinstance(models, dict) else list(models)
     if datasets is not None: cfg.datasets = [f"{k}={v}" for k, v in datasets.items()] if isinstance(datasets, dict) else list(datasets)
@@ -726,14 +1356,24 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
                   **{**gen_kw, "speed": speeds.get(m, cfg.speed)})
         adapter = path if is_lora_adapter(path) else None
         model = str(run_dir/"merged"/m) if adapter else path
-        jobs = []
+        jobs, forcing = [], []
         for d in problem_sets:
             store = _store_dir(run_dir, m, d, protocol)
-            eval_store_config(model, dspecs[d], store, **kw)  # a changed setting is refused before any model loads
+            scfg = eval_store_config(model, dspecs[d], store, **kw)  # a changed setting is refused before loading
             if _missing(store, problem_sets[d]["id"], cfg.n): jobs.append((dspecs[d], str(store)))
-        if not jobs: continue
-        if isolate: run_in_process(pkg.generate_model_stores, model, jobs, kw, adapter, what=f"model {m!r}")
-        else: generate_model_stores(model, jobs, kw, adapter)
+            for b in cfg.budget_forcing:
+                forced = _forced_dir(run_dir, m, d, protocol, b)
+                if SampleStore(forced).meta is not None:
+                    SampleStore(forced).init(forcing_spec(store_spec(scfg), b, cfg.budget_forcing_prompt,
+                                                          cfg.budget_forcing_tokens), cfg.n)
+                if _missing(forced, problem_sets[d]["id"], cfg.n):
+                    forcing.append((dspecs[d], str(store), str(forced), b))
+        if not jobs and not forcing: continue
+        fkw = dict(answer_prompt=cfg.budget_forcing_prompt, answer_tokens=cfg.budget_forcing_tokens)
+        if isolate:
+            run_in_process(pkg.generate_model_stores, model, jobs, kw, adapter, forcing, fkw, what=f"model {m!r}")
+        else:
+            generate_model_stores(model, jobs, kw, adapter, forcing, fkw)
     return report_from_stores(run_dir, base=base, models=list(mspecs), aes_variant=cfg.aes_variant, difficulty=cfg.difficulty,
                               protocol=protocol)
 
@@ -743,13 +1383,14 @@ _SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_siz
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:
     "`o1-pruner evaluate`: evaluate models on test sets and write report.md, metrics.json, tables and plots."
-    from o1_pruner.config import parse_config
+    from o1_pruner.config import ConfigError, parse_config
     (cfg,) = parse_config([EvalConfig], argv, prog="o1-pruner evaluate",
                           description="Accuracy, tokens and AES of models on test sets (greedy or avg@n); writes a report.")
     if not cfg.report_only and not cfg.models:
         print("o1-pruner evaluate: give --models label=path ... (the first is the base), or --report_only", flush=True)
         return 2
     try: evaluate(config=cfg)
+    except StoreMismatch as e: raise ConfigError(str(e)) from None
     except ModelProcessError as e:
         print(f"{e.child_traceback}o1-pruner evaluate: {e}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from o1_pruner import evaluate as ev
@@ -375,3 +376,234 @@ def test_model_processes_by_default_on_gpus_only():
     assert not ev.use_model_processes(ev.EvalConfig(backend="transformers", device="cpu"))
     assert not ev.use_model_processes(ev.EvalConfig(backend="vllm", process_per_model=False))
     assert ev.use_model_processes(ev.EvalConfig(backend="transformers", device="cpu", process_per_model=True))
+
+
+# --- statistics: intervals, pass@k, maj@k, paired tests ------------------------------------------------------------
+
+def test_pass_at_k_matches_brute_force_enumeration():
+    import itertools
+    for n in range(1, 8):
+        for c in range(n + 1):
+            outcomes = [1] * c + [0] * (n - c)
+            for k in range(1, n + 1):
+                subsets = list(itertools.combinations(range(n), k))
+                brute = sum(any(outcomes[i] for i in s) for s in subsets) / len(subsets)
+                assert ev.pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12), (n, c, k)
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        ev.pass_at_k(3, 1, 4)
+    assert ev.k_grid(1) == [1] and ev.k_grid(4) == [1, 2, 4] and ev.k_grid(12) == [1, 2, 4, 8, 12]
+
+
+def test_store_metrics_pass_and_maj_on_hand_made_store(tmp_path):
+    # a: 1 of 4 correct; b: 4 of 4; c: 0 of 4, three samples agree on the wrong "7"
+    rows = {"a": [(True, "2"), (False, "3"), (False, "5"), (False, "6")],
+            "b": [(True, "2")] * 4,
+            "c": [(False, "7"), (False, "7.0"), (False, "7"), (False, None)]}
+    recs = [dict(_rec(p, s, c), extracted=e) for p, rs in rows.items() for s, (c, e) in enumerate(rs)]
+    m = ev.store_metrics(load_samples(write_store(tmp_path / "s", recs)))
+    assert list(m["pass_at_k"]) == ["1", "2", "4"]
+    assert m["pass_at_k"]["1"] == pytest.approx(m["accuracy"])
+    assert m["pass_at_k"]["2"] == pytest.approx(100 * (0.5 + 1 + 0) / 3)   # a: 1 - C(3,2)/C(4,2) = 0.5
+    assert m["pass_at_k"]["4"] == pytest.approx(100 * 2 / 3)
+    # maj@1: first sample; maj@2: a ties 1-1 (0.5); maj@4: a's right answer loses to nothing but ties with 3 wrong ones
+    assert m["maj_at_k"] == pytest.approx({"1": 100 * 2 / 3, "2": 100 * 1.5 / 3, "4": 100 * (0.25 + 1) / 3})
+    assert m["thinking_tokens"] is None and m["answer_tokens"] is None and m["think_rate"] == 0
+
+
+def test_thinking_and_answer_tokens_add_up():
+    df = demo_samples(n_problems=4, k=2)
+    df["thinking_tokens"] = [None if i % 3 == 0 else int(t * 0.8) for i, t in enumerate(df["num_tokens"])]
+    sp = ev.thinking_split(df)
+    assert sp["thinking_tokens"] + sp["answer_tokens"] == pytest.approx(df["num_tokens"].mean())
+    assert sp["think_rate"] == pytest.approx(df["thinking_tokens"].notna().mean())
+
+
+def test_accuracy_intervals_cover_the_true_value_in_a_seeded_simulation():
+    rng = np.random.default_rng(123)
+    hits_problems = hits_runs = 0
+    for t in range(150):
+        p = rng.beta(2, 3, size=80)          # population mean solve rate 0.4
+        c = rng.binomial(4, p)
+        pp = pd.DataFrame({"n": 4, "c": c, "acc": c / 4})
+        ci = ev.accuracy_cis(pp, n_boot=500, seeds=[t])
+        hits_problems += ci["accuracy_ci95"][0] <= 40 <= ci["accuracy_ci95"][1]
+        hits_runs += ci["accuracy_ci95_runs"][0] <= 100 * p.mean() <= ci["accuracy_ci95_runs"][1]
+    assert 0.89 <= hits_problems / 150 <= 0.99 and 0.89 <= hits_runs / 150 <= 0.99
+    one = pd.DataFrame({"n": 1, "c": [1, 0, 1], "acc": [1.0, 0.0, 1.0]})
+    assert ev.accuracy_cis(one)["accuracy_ci95_runs"] is None   # greedy: no resampling of runs
+
+
+def test_paired_interval_covers_the_true_difference_in_a_seeded_simulation():
+    rng = np.random.default_rng(7)
+    hits = 0
+    for t in range(100):
+        p = rng.beta(2, 2, size=60)
+        base, model = rng.binomial(4, p) / 4, rng.binomial(4, np.clip(p + 0.05, 0, 1)) / 4
+        true = 100 * (np.clip(p + 0.05, 0, 1) - p).mean()
+        tok = rng.lognormal(6, 0.5, size=60)
+        pair = pd.DataFrame({"acc": model, "acc_base": base, "tokens": tok * 0.7, "tokens_base": tok})
+        r = ev.paired_comparison([pair], n_boot=400, seeds=[t], n_perm=200)
+        hits += r["acc_diff_ci95"][0] <= true <= r["acc_diff_ci95"][1]
+        assert r["token_reduction_ci95"] == pytest.approx([0.3, 0.3]) and r["token_reduction_beyond_noise"]
+    assert hits >= 88
+
+
+def test_paired_pvalues_small_for_a_big_difference_large_for_none():
+    rng = np.random.default_rng(0)
+    assert ev.paired_pvalue(rng.normal(1.0, 1, 100)) < 0.001
+    null = [ev.paired_pvalue(rng.normal(0, 1, 40), n_perm=300, seed=i) for i in range(200)]
+    assert 0.4 < np.mean(null) < 0.6 and np.mean(np.array(null) < 0.05) < 0.1   # about uniform under no difference
+    # greedy (+-1 differences): McNemar's exact test; 9 won, 1 lost of 10 discordant problems
+    d = np.array([1] * 9 + [-1] + [0] * 20)
+    from math import comb
+    assert ev.paired_pvalue(d) == pytest.approx(2 * (comb(10, 0) + comb(10, 1)) / 2 ** 10)
+    assert ev.paired_pvalue(np.zeros(5)) == 1.0
+
+
+def test_budget_curve_counts_longer_samples_as_unfinished():
+    df = pd.DataFrame({"num_tokens": [10, 50, 100, 200], "correct": [True, False, True, True]})
+    c = ev.budget_curve(df, [10, 99, 100, 200])
+    assert c["accuracy"] == [25.0, 25.0, 50.0, 75.0] and c["within_budget"] == [0.25, 0.5, 0.75, 1.0]
+    g = ev.budget_grid(8192)
+    assert g[0] == 32 and g[-1] == 8192 and len(g) == 17 and all(b > a for a, b in zip(g, g[1:]))
+
+
+def _metric_is(value, kind):
+    if kind == "number": return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "ci":
+        return isinstance(value, list) and len(value) == 2 and all(map(math.isfinite, value)) and value[0] <= value[1]
+    if kind == "bool": return isinstance(value, bool)
+    if kind == "pvalue": return isinstance(value, float) and 0 < value <= 1
+    raise AssertionError(kind)
+
+
+def test_report_statistics_on_hand_made_stores(tmp_path):
+    run = tmp_path / "run"
+    _make_run(run)   # greedy, n = 1
+    res = ev.report_from_stores(run, base="base", plots=False)
+    text = (run / "metrics.json").read_text()
+    met = json.loads(text, parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+    assert met == res
+    b, p = met["metrics"]["base"]["dsA"], met["metrics"]["pruned"]["dsA"]
+    assert b["acc_std"] is None and b["accuracy_ci95_runs"] is None   # one run: no spread, written null (not NaN)
+    assert list(b["pass_at_k"]) == ["1"] and b["pass_at_k"]["1"] == pytest.approx(80.0)
+    assert b["acc_diff"] is None and b["token_reduction_ci95"] is None   # no comparison of the base with itself
+    assert p["acc_diff"] == 0 and p["acc_diff_ci95"] == [0, 0] and p["acc_diff_pvalue"] == 1.0
+    assert p["token_reduction_ci95"] == pytest.approx([0.5, 0.5]) and p["token_reduction_beyond_noise"] is True
+    pb = met["metrics"]["pruned"]["dsB"]      # 3/4 vs 2/4: one discordant problem, McNemar p = 1
+    assert pb["acc_diff"] == pytest.approx(25.0) and pb["acc_diff_pvalue"] == 1.0 and not pb["acc_diff_beyond_noise"]
+    assert set(met["metrics"]["pruned"]["average"]) >= {"accuracy_ci95", "acc_diff_ci95", "token_reduction_ci95"}
+    assert met["difficulty_rule"] == "base_acc" and set(p["by_difficulty"]) == {"base 100%", "base 0%"}
+    assert p["budget_curve"]["accuracy"][-1] == pytest.approx(p["accuracy"]) and p["budget_forcing"] is None
+    lead = "pruned vs base on dsA: token reduction 50.0%"
+    assert any(v.startswith(lead) and "**beyond noise**" in v for v in met["verdicts"])
+    assert met["environment"]["report"]["packages"]["numpy"] == np.__version__
+    cols = next(csv.reader((run / "details.csv").open()))
+    assert {"accuracy_ci95_lo", "accuracy_ci95_hi", "pass_at_1", "acc_diff_pvalue"} <= set(cols)
+    report = (run / "report.md").read_text()
+    for head in ("## Beyond noise?", "## Accuracy with 95% intervals", "## pass@k, maj@k",
+                 "## Thinking and answer tokens", "## By difficulty (base_acc)", "## Accuracy vs token budget",
+                 "## Environment"):
+        assert head in report, head
+
+
+def test_budget_forcing_settings_are_validated():
+    assert ev.EvalConfig(budget_forcing=["64,32", "128"], max_tokens=256).budget_forcing == [32, 64, 128]
+    with pytest.raises(ValueError, match="must be in"):
+        ev.EvalConfig(budget_forcing=["256"], max_tokens=256)
+    with pytest.raises(ValueError, match="not a whole number"):
+        ev.EvalConfig(budget_forcing=["many"])
+    from o1_pruner.config import ConfigError
+    with pytest.raises(ConfigError, match="budget_forcing"):
+        ev.evaluate_cli(["--models", "a=b", "--budget_forcing", "0"])
+
+
+def test_budget_force_cuts_long_samples_and_asks_for_the_answer(tmp_path):
+    from o1_pruner.sampling import backend_for
+    from o1_pruner.toy import make_problems, reference_path
+    make_problems(3, split="test").to_json(str(tmp_path / "toy.jsonl"))
+    store = tmp_path / "store"
+    kw = dict(max_tokens=96, backend="transformers", device="cpu", system=None, user_template="{problem}",
+              progress=False)
+    ev.generate_model_stores(str(reference_path()), [(str(tmp_path / "toy.jsonl"), str(store))], kw)
+    src = load_samples(store).set_index("problem_id")
+    backend = backend_for(ev.eval_store_config(str(reference_path()), str(tmp_path / "toy.jsonl"), store, **kw))
+    budget = int(src["num_tokens"].median())
+    assert ev.budget_force(store, tmp_path / "forced", budget, backend, answer_tokens=8) == 3
+    out = load_samples(tmp_path / "forced").set_index("problem_id")
+    for pid, r in out.iterrows():
+        o = src.loc[pid]
+        if o["num_tokens"] <= budget:   # short samples are kept as they were
+            assert not r["forced"] and r["completion"] == o["completion"] and r["num_tokens"] == o["num_tokens"]
+        else:   # long ones: the first `budget` characters (the toy's tokens), the cue, an answer
+            assert r["forced"] and r["completion"].startswith(o["completion"][:budget - 6])
+            assert "The final answer is \\boxed{" in r["completion"] and r["num_tokens"] <= budget + 40
+    assert out["forced"].any() and not out["forced"].all()
+    assert ev.budget_force(store, tmp_path / "forced", budget, backend, answer_tokens=8) == 0   # resumes: nothing to do
+    with pytest.raises(ValueError, match="different configuration"):
+        ev.budget_force(store, tmp_path / "forced", budget, backend, answer_tokens=4)
+
+
+def test_evaluate_cli_on_the_toy_writes_every_statistic(tmp_path):
+    """`o1-pruner evaluate --n 4 --temperature 0.7` on the toy: every new field, finite or null as specified."""
+    from o1_pruner.testing import run_cli, save_tiny_model
+    from o1_pruner.toy import make_problems, reference_path
+    make_problems(8, split="test").to_json(str(tmp_path / "toy.jsonl"))
+    ref, rnd = reference_path(), save_tiny_model(tmp_path / "random")
+    run = tmp_path / "run"
+    run_cli("evaluate", "--models", f"base={ref}", f"same={ref}", f"random={rnd}",
+            "--datasets", f"toy={tmp_path / 'toy.jsonl'}",
+            "--n", 4, "--temperature", 0.7, "--max_tokens", 128, "--system", "none", "--user_template", "{problem}",
+            "--backend", "transformers", "--device", "cpu", "--batch_size", 32, "--n_boot", 500,
+            "--budget_forcing", "24,48", "--output_dir", run)
+    met = json.loads((run / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"NaN/inf: {c}"))
+    assert met["models"] == ["base", "same", "random"] and met["difficulty_rule"] == "level"
+    for m in met["models"]:
+        for d in ("toy", "average"):
+            x = met["metrics"][m][d]
+            assert _metric_is(x["accuracy"], "number") and _metric_is(x["accuracy_ci95"], "ci"), (m, d)
+            assert _metric_is(x["accuracy_ci95_runs"], "ci"), (m, d)
+            for k in ("thinking_tokens", "answer_tokens"):   # both models think in <think> blocks
+                assert _metric_is(x[k], "number"), (m, d, k)
+            if m == "base":
+                assert all(x[k] is None for k in ev.PAIRED_KEYS)
+            else:
+                for k, kind in (("acc_diff", "number"), ("acc_diff_ci95", "ci"), ("acc_diff_pvalue", "pvalue"),
+                                ("token_reduction_ci95", "ci"), ("token_reduction_pvalue", "pvalue"),
+                                ("acc_diff_beyond_noise", "bool"), ("token_reduction_beyond_noise", "bool")):
+                    assert _metric_is(x[k], kind), (m, d, k, x[k])
+        x = met["metrics"][m]["toy"]
+        assert list(x["pass_at_k"]) == ["1", "2", "4"] and list(x["maj_at_k"]) == ["1", "2", "4"]
+        assert all(_metric_is(v, "number") for v in [*x["pass_at_k"].values(), *x["maj_at_k"].values()])
+        assert x["pass_at_k"]["1"] == pytest.approx(x["accuracy"]) and x["pass_at_k"]["4"] >= x["pass_at_k"]["1"]
+        assert x["thinking_tokens"] + x["answer_tokens"] == pytest.approx(x["mean_tokens"])
+        assert set(x["by_difficulty"]) <= {"2", "3", "4"}
+        assert sum(g["n_problems"] for g in x["by_difficulty"].values()) == 8
+        curve, forced = x["budget_curve"], x["budget_forcing"]
+        assert curve["budgets"][-1] == 128 and {24, 48} <= set(curve["budgets"])
+        assert curve["accuracy"] == sorted(curve["accuracy"])
+        assert curve["accuracy"][-1] == pytest.approx(x["accuracy"])
+        assert forced["budgets"] == [24, 48]
+        assert all(_metric_is(v, "number") for v in forced["accuracy"] + forced["mean_tokens"])
+    same = met["metrics"]["same"]["toy"]   # the same weights and seeds: identical samples, nothing beyond noise
+    assert same["acc_diff"] == 0 and same["acc_diff_pvalue"] == 1 and not same["token_reduction_beyond_noise"]
+    rnd_ = met["metrics"]["random"]["toy"]  # random weights: never right
+    assert rnd_["accuracy"] == 0 and rnd_["acc_diff_beyond_noise"] and rnd_["acc_diff_ci95"][1] < 0
+    env = met["environment"]
+    assert env["settings"]["dtype"] == "auto" and env["settings"]["batch_size"] == 32 and env["settings"]["seed"] == 0
+    assert len(env["config_hash"]) == 16 and env["stores"]["base"]["toy"]["runtime"]["dtype"] == "float32"
+    assert env["stores"]["base"]["toy"]["generated_with"]["packages"]["torch"] == env["report"]["packages"]["torch"]
+    assert env["report"]["packages"]["transformers"] and "vllm" in env["report"]["packages"]
+    assert len(met["verdicts"]) == 2 and all("noise" in v for v in met["verdicts"])
+    report = (run / "report.md").read_text()
+    assert "## Beyond noise?" in report and "plots/budget_curve.png" in report
+    assert (run / "plots" / "budget_curve.png").is_file()
+    assert "| random | toy | budget forcing |" in report
+
+
+def test_evaluate_help_lists_the_new_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        ev.evaluate_cli(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--budget_forcing" in out and "--n_boot" in out and "95 percent" in out
