@@ -7,16 +7,12 @@ Docs: https://o1-pruner.github.io/o1-pruner/difficulty.html.md"""
 # %% ../nbs/06_difficulty.ipynb #8382c8dd
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +20,7 @@ import pandas as pd
 from .backends import other_finish_reasons
 from .config import ConfigError, check_writable, parse_config
 from .models import check_model, load_tokenizer
-from .store import SampleStore, load_samples, store_config
+from .store import load_samples
 
 # %% auto #0
 __all__ = ['BUCKETS', 'RECHECK_MARKERS', 'difficulty_bucket', 'per_problem_stats', 'length_quartiles', 'length_quartile_table',

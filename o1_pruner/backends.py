@@ -19,7 +19,7 @@ import hashlib
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Hashable, Iterable, Iterator, Sequence
 
 __all__ = ["Completion", "GenParams", "Request", "Backend", "TransformersBackend", "VLLMBackend", "derive_seed",
@@ -187,7 +187,6 @@ class TransformersBackend(Backend):
                  dtype: str = "auto", # "auto" (bf16 on CUDA, fp32 on CPU), "bfloat16", "float16", "float32"
                  progress: bool = True, # tqdm bar with tokens/s
                  trust_remote_code: bool = False):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         if isinstance(model, (str, os.PathLike)):

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from .config import ConfigError, check_writable, parse_config
-from .data import SPEED_SUFFIXES, training_messages
+from .data import training_messages
 from .models import (ModelArguments, TrainingConfig, check_launch, check_model, load_policy, merge_lora,
                               record_run, resume_point, run_settings)
 from .store import load_samples, store_model
@@ -180,7 +178,7 @@ def tokenize_sft(ds, # output of `sft_dataset`
                  cutoff_len:int|None=None, # max tokens (prompt + completion)
                  enable_thinking:bool|None=None, # chat-template flag (Qwen3)
                 ):
-    "input_ids / labels (-100 on the prompt) / length rows for causal-LM fine-tuning; drops (and reports) prompts that fill the cutoff."
+    "input_ids / response_mask / length rows for causal-LM fine-tuning (the collator makes the labels); drops (and reports) prompts that fill the cutoff."
     rows, dropped = [], []
     for i, r in enumerate(ds):
         try: t = tokenize_example(tokenizer, r["messages"], r["completion"], cutoff_len, enable_thinking)

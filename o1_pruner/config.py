@@ -1,7 +1,9 @@
 """Config parsing shared by every `o1-pruner` subcommand: dataclasses + YAML recipes + CLI flags."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import math
 import os
 import re
@@ -77,6 +79,19 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
 
 def _fields(dc_types) -> set[str]:
     return {f.name for t in dc_types for f in dataclasses.fields(t)}
+
+
+@contextlib.contextmanager
+def output_lock(folder:str|os.PathLike, # a folder one command writes (created)
+               ):
+    "Hold an exclusive lock on `folder` while writing it; a second writer is refused at once with a ConfigError."
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, ".o1-pruner.lock"), "w") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{folder} is being written by another o1-pruner process; wait for it or use another "
+                              "--output_dir") from None
+        yield
 
 
 def parse_config(dc_types: Sequence[type], argv: Sequence[str] | None = None, prog: str | None = None,

@@ -11,9 +11,8 @@ import importlib.resources
 import json
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import datasets
 

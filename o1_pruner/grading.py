@@ -14,7 +14,6 @@ import math
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import zlib

@@ -7,29 +7,24 @@ Docs: https://o1-pruner.github.io/o1-pruner/reward.html.md"""
 # %% ../nbs/07_reward.ipynb #1b3de1c2
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import hashlib
-import inspect
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from .store import SampleStore, load_samples, store_fingerprint, store_model
 from .data import training_messages
-from .config import ConfigError, check_range, check_writable, none, parse_config
+from .config import ConfigError, check_range, check_writable, none, output_lock, parse_config
 from .models import check_model, load_reference_model, load_tokenizer
 from .sampling import gpu_groups
 from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_numerics, right_pad,
@@ -38,7 +33,7 @@ from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_nu
 # %% auto #0
 __all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'length_harmonizing_rewards', 'RewardConfig',
            'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
-           'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel', 'output_lock',
+           'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel',
            'build_dataset_cli']
 
 # %% ../nbs/07_reward.ipynb #6745323f
@@ -472,18 +467,6 @@ def _why_empty(ds) -> str:
     c = json.loads(ds.info.description or "{}").get("counts", {})
     why = {k: v for k, v in c.items() if v and k.endswith(("skipped", "dropped"))}
     return ", ".join(f"{k}={v}" for k, v in why.items()) or f"{c.get('samples_in', 0)} samples in the store"
-
-# %% ../nbs/07_reward.ipynb #7bf36b7c
-@contextlib.contextmanager
-def output_lock(folder:Path):
-    "Hold an exclusive lock on `folder` (created) while writing it; a second writer is refused at once."
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".o1-pruner.lock", "w") as f:
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{folder} is being written by another o1-pruner process; wait for it or use another "
-                              "--output_dir") from None
-        yield
 
 # %% ../nbs/07_reward.ipynb #82a63a6f
 def _load_scorer(ref:str, cfg:BuildDatasetConfig):

@@ -7,26 +7,22 @@ Docs: https://o1-pruner.github.io/o1-pruner/presampling.html.md"""
 # %% ../nbs/05_presampling.ipynb #25d88241
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Optional
 
-from .backends import (DTYPES, NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Request, count_thinking_tokens,
-                                derive_seed, make_backend, other_finish_reasons, pick_backend, resolve_tensor_parallel,
-                                shard_indices)
+from .backends import (DTYPES, NORMAL_FINISH_REASONS, Backend, Completion, GenParams, Request,
+                                count_thinking_tokens, derive_seed, make_backend, other_finish_reasons,
+                                resolve_tensor_parallel, shard_indices)
 from .config import ConfigError, check_range, check_writable, parse_config
 from .data import SPEED_SUFFIXES, SYSTEM_PROMPTS, USER_TEMPLATE, build_messages, load_problems, render_prompt
 from .models import check_device, check_model
-from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, spec_diff
+from .store import SampleStore, StoreMismatch
 
 # %% auto #0
 __all__ = ['SampleConfig', 'store_spec', 'build_prompt', 'plan_requests', 'split_completion', 'thinking_tokens',

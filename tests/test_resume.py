@@ -12,7 +12,7 @@ import pytest
 
 from o1_pruner import cli, sampling
 from o1_pruner.pipeline import Pipeline
-from o1_pruner.reward import output_lock
+from o1_pruner.config import output_lock
 from o1_pruner.store import SampleStore
 from o1_pruner.testing import run_cli
 from o1_pruner.toy import reference_path
