@@ -5,8 +5,6 @@ Modules:
 - `o1_pruner.backends`: Generation backends for pre-sampling: one interface, a transformers implementation (CPU or GPU) and a vLLM one (GPU).
 - `o1_pruner.models`: One way to load, freeze, adapt and merge the models every stage trains or scores, and to say how their forward pass computes: model options, DeepSpeed configs by name, the launch check, LoRA and its one merge.
 - `o1_pruner.pipeline`: One recipe name runs the whole pipeline: the stage notebooks' configuration cell.
-- `o1_pruner.rewards`: The length-harmonizing reward for online RL: a store's per-problem reference statistics exported for verl and TRL, and reward functions that score a new completion as the offline builder scores a stored one.
-- `o1_pruner.rollouts`: Start from samples you already have: read K completions per problem from JSON, JSONL, Parquet, a saved dataset or the Hub, count their tokens with the trained model's tokenizer, grade them, and write an ordinary sample store.
 - `o1_pruner.stages`: The table of the pipeline's stages: name -> the function its command runs. The CLI and `Pipeline` both use it.
 - `o1_pruner.store`: Where pre-sampled solutions live: one folder format, one writer, and one reader with one rule for torn lines, corrupt lines and duplicates, for every stage that reads samples.
 - `o1_pruner.testing`: Fixtures for tests, notebook examples and benchmarks that need no downloads: a tiny random model with a character tokenizer, hand-made sample stores written by the store's own writer, and a real pretrained SmolLM2.

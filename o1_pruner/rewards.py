@@ -1,5 +1,4 @@
-"""The length-harmonizing reward for online RL: a store's per-problem reference statistics exported for verl and
-TRL, and reward functions that score a new completion as the offline builder scores a stored one.
+"""The length-harmonizing reward online: a store's reference statistics and reward functions for verl and TRL.
 
 Docs: https://o1-pruner.github.io/o1-pruner/rewards.html.md"""
 
@@ -335,7 +334,7 @@ def export_cli(argv:Sequence[str]|None=None) -> int:
     return 0
 
 # %% ../nbs/14_rewards.ipynb #7544eed5
-if __name__ == "__main__":
+if __name__ == "__main__" and Path(sys.argv[0]).name == "rewards.py":
     from o1_pruner.config import ConfigError
     try: sys.exit(export_cli())
     except ConfigError as e: print(f"o1-pruner export: configuration error: {e}", file=sys.stderr); sys.exit(2)

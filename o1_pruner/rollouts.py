@@ -1,5 +1,4 @@
-"""Start from samples you already have: read K completions per problem from JSON, JSONL, Parquet, a saved dataset or
-the Hub, count their tokens with the trained model's tokenizer, grade them, and write an ordinary sample store.
+"""Start from samples you already have: K completions per problem from a file, folder or dataset into a sample store.
 
 Docs: https://o1-pruner.github.io/o1-pruner/rollouts.html.md"""
 
@@ -91,7 +90,7 @@ def detect_fields(row:dict, # a row of the source (`probe_row` of its first rows
         if _off(name): return None
         if name is not None:
             if name not in row:
-                raise RowError(f"{origin}: --{kind}_field {name!r} is not a field of its rows; their fields are {fields}")
+                raise RowError(f"{origin}: --{kind}_field {name!r} is not a field of its rows; they have {fields}")
             return name
         return next((n for n in names if n in row and ok(row[n])), None)
     comp = pick("completions", COMPLETIONS_FIELDS + COMPLETION_FIELDS, lambda v: isinstance(v, (list, str)))
@@ -499,7 +498,7 @@ def math_test_generations(path:str|Path, # JSONL file to write
     return Path(path)
 
 # %% ../nbs/13_rollouts.ipynb #a9c9fd91
-if __name__ == "__main__":
+if __name__ == "__main__" and Path(sys.argv[0]).name == "rollouts.py":
     from o1_pruner.config import ConfigError
     try: sys.exit(import_samples_cli())
     except ConfigError as e: print(f"o1-pruner import-samples: configuration error: {e}", file=sys.stderr); sys.exit(2)
