@@ -185,6 +185,16 @@ def test_labels_kept_beside_the_grade_and_trust_labels(tmp_path, tiny_model_dir,
     assert (t["correct"] == t["label"]).all() and t.loc[t.sample_idx == 3, "grade_reason"].str.startswith("label").all()
 
 
+def test_baselines_read_an_imported_store(tmp_path, tiny_model_dir, shared_data):
+    from o1_pruner.baselines import dpo_pairs, shortest_correct
+    src = gsm8k_generations(tmp_path / "gens.jsonl", shared_data, n=3)
+    assert _import(tmp_path, src, tiny_model_dir, *ODD) == 0
+    sft, rep = shortest_correct(tmp_path / "store", k=2)
+    assert rep["problems_used"] == 3 and sorted(set(sft["sample_idx"])) == [0, 2]   # the two right ones
+    pairs, _ = dpo_pairs(tmp_path / "store")
+    assert len(pairs) == 6 and (pairs["rejected_idx"] == 3).all() and (pairs["rejected_tokens"] == BUDGET).all()
+
+
 # ---------------------------------------------------------------- shapes and formats
 def test_per_sample_rows_with_sample_index_and_problem_set(tmp_path, tiny_model_dir):
     from o1_pruner.data import load_problems
