@@ -93,7 +93,7 @@ def score_completions(texts:Sequence[str], # completion texts (no end-of-turn te
         ids = [list(i) for i in completion_ids]
         finished = [bool(i) and i[-1] in ends for i in ids]
     lengths = completion_lengths(tok, texts, finished, ids)
-    grades = grade_batch([split_completion("", t)[1] for t in texts], list(ground_truths),
+    grades = grade_batch([split_completion("", t)[1] for t in texts], list(ground_truths), n_workers=1,
                          mode=settings["grading_mode"], timeout=settings["timeout"], progress=False)
     clip = (settings["clip_low"], settings["clip_high"]) if settings["clip"] else (None, None)
     out = []
