@@ -30,7 +30,8 @@ import pandas as pd
 
 from .backends import Completion, GenParams, Request, derive_seed, other_finish_reasons
 from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
-from .models import is_lora_adapter, merge_lora
+from .config import ConfigError, check_writable, parse_config
+from .models import check_device, check_model, is_lora_adapter, merge_lora
 from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, load_samples, store_config
 
 # %% auto #0
@@ -1383,14 +1384,14 @@ _SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_siz
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:
     "`o1-pruner evaluate`: evaluate models on test sets and write report.md, metrics.json, tables and plots."
-    from o1_pruner.config import ConfigError, parse_config
     (cfg,) = parse_config([EvalConfig], argv, prog="o1-pruner evaluate",
                           description="Accuracy, tokens and AES of models on test sets (greedy or avg@n); writes a report.")
     if not cfg.report_only and not cfg.models:
-        print("o1-pruner evaluate: give --models label=path ... (the first is the base), or --report_only", flush=True)
-        return 2
+        raise ConfigError("give --models label=path ... (the first is the base), or --report_only")
+    if not cfg.report_only:
+        for path in parse_specs(cfg.models).values(): check_model(path)
+        check_device(cfg.device); check_writable(cfg.output_dir)
     try: evaluate(config=cfg)
-    except StoreMismatch as e: raise ConfigError(str(e)) from None
     except ModelProcessError as e:
         print(f"{e.child_traceback}o1-pruner evaluate: {e}", file=sys.stderr)
         return 1

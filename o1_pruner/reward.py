@@ -31,12 +31,28 @@ from .tokens import (AUTOCAST_CHOICES, PromptTooLong, autocast_context, model_nu
                               sequence_logprobs, token_hash, tokenization_signature, tokenize_example)
 
 # %% auto #0
-__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'length_harmonizing_rewards', 'RewardConfig',
-           'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
+__all__ = ['NORMALIZE_MODES', 'TRUNCATED_MODES', 'LENGTH_FIELDS', 'harmonizing_reward', 'length_harmonizing_rewards',
+           'RewardConfig', 'normalize_rewards', 'build_rewarded_dataset', 'reward_stats', 'save_rewarded_dataset',
            'score_reference_logprobs', 'BuildDatasetConfig', 'scoring_dtype', 'score_data_parallel',
            'build_dataset_cli']
 
 # %% ../nbs/07_reward.ipynb #6745323f
+def harmonizing_reward(length:float, # L(y): tokens of the completion (or of its thinking part)
+                       correct:bool|float, # A(x, y) (arrays of lengths and grades work too)
+                       lbar:float, # the reference model's mean length on this problem
+                       abar:float, # its accuracy on this problem
+                       lam:float, # lambda, the weight of the accuracy term
+                       clip_low:float|None=None, # lower clip bound (None: no clipping)
+                       clip_high:float|None=None, # upper clip bound
+                      ) -> float:
+    "R = Lbar/L - 1 + lam*(A - Abar) of one sample against its problem's reference statistics, clipped if asked."
+    if not np.all(np.asarray(length, dtype=float) > 0): raise ValueError(f"length must be positive, got {length!r}")
+    r = np.asarray(lbar, dtype=float) / np.asarray(length, dtype=float) - 1.0 + float(lam) * (
+        np.asarray(correct, dtype=float) - np.asarray(abar, dtype=float))
+    if clip_low is not None or clip_high is not None: r = np.clip(r, clip_low, clip_high)
+    return float(r) if r.ndim == 0 else r
+
+# %% ../nbs/07_reward.ipynb #2e22be84
 def length_harmonizing_rewards(lengths:Sequence[float], # token lengths L(y) of the K samples of one problem
                                correct:Sequence[bool|float], # grades A(x,y) of the same samples (bool or 0/1)
                                lam:float, # weight lambda of the accuracy term (paper: 2 Marco-o1, 5 QwQ)
@@ -49,10 +65,8 @@ def length_harmonizing_rewards(lengths:Sequence[float], # token lengths L(y) of 
     for i, L in enumerate(lengths):
         if L is None or not math.isfinite(float(L)) or float(L) <= 0:
             raise ValueError(f"sample {i} has length {L!r}; lengths must be positive (a zero-length sample has no reward)")
-    L = np.asarray(lengths, dtype=np.float64)
-    A = np.asarray(correct, dtype=np.float64)
-    lbar, abar = L.mean(), A.mean()
-    return (lbar / L - 1.0 + float(lam) * (A - abar)).tolist()
+    L, A = np.asarray(lengths, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    return harmonizing_reward(L, A, L.mean(), A.mean(), lam).tolist()
 
 # %% ../nbs/07_reward.ipynb #f4b5f59a
 NORMALIZE_MODES = ("zscore", "none", "per_problem")

@@ -22,28 +22,13 @@ from .data import DataError, training_messages
 from .grading import DEFAULT_TIMEOUT, grade_batch
 from .rollouts import completion_lengths, completion_token_ids
 from .sampling import split_completion
+from .reward import RewardConfig, build_rewarded_dataset, harmonizing_reward
 from .store import load_samples, store_config, store_fingerprint
 
 # %% auto #0
-__all__ = ['SETTING_KEYS', 'VERL_MODULE', 'harmonizing_reward', 'reward_settings', 'counting_tokenizer', 'score_completions',
+__all__ = ['SETTING_KEYS', 'VERL_MODULE', 'reward_settings', 'counting_tokenizer', 'score_completions',
            'length_harmonizing_reward', 'compute_score', 'compute_score_batch', 'problem_statistics', 'export_rows',
            'verl_config_lines', 'export_verl', 'export_trl', 'ExportConfig', 'export', 'export_cli']
-
-# %% ../nbs/14_rewards.ipynb #2b8a8980
-def harmonizing_reward(length:float, # L(y): tokens of the completion (or of its thinking part)
-                       correct:bool|float, # A(x, y)
-                       lbar:float, # the reference model's mean length on this problem
-                       abar:float, # its accuracy on this problem
-                       lam:float, # lambda, the weight of the accuracy term
-                       clip_low:float|None=None, # lower clip bound (None: no clipping)
-                       clip_high:float|None=None, # upper clip bound
-                      ) -> float:
-    "R = Lbar/L - 1 + lam*(A - Abar) of one sample against its problem's reference statistics, clipped if asked."
-    if not length > 0: raise ValueError(f"length must be positive, got {length!r}")
-    r = float(lbar) / float(length) - 1.0 + float(lam) * (float(correct) - float(abar))
-    if clip_low is not None: r = max(float(clip_low), r)
-    if clip_high is not None: r = min(float(clip_high), r)
-    return r
 
 # %% ../nbs/14_rewards.ipynb #9d76ce6c
 SETTING_KEYS = ("lam", "clip", "clip_low", "clip_high", "length_field")
@@ -160,7 +145,6 @@ def problem_statistics(store, # a sample store folder or SampleStore
                        config, # a RewardConfig (lam, length_field, min_samples, ... as for build-dataset)
                       ):
     "Per problem: `lbar`, `abar` and `k` of its reference samples, as `build_rewarded_dataset` computes them."
-    from o1_pruner.reward import build_rewarded_dataset   # imports torch, TRL and PEFT: only when exporting
     cfg = dataclasses.replace(config, samples_per_problem=None, normalize="none", truncated="incorrect")
     ds = build_rewarded_dataset(store, cfg, tokenizer=types.SimpleNamespace(eos_token=""), verbose=False)
     df = ds.select_columns(["problem_id", "lbar", "abar"]).to_pandas()
@@ -284,7 +268,6 @@ class ExportConfig:
 # %% ../nbs/14_rewards.ipynb #9bdafd0f
 def _dataset_config(rcfg, path:str):
     "The RewardConfig a rewarded dataset was built with; `ValueError` if flags given now contradict it."
-    from o1_pruner.reward import RewardConfig
     man = Path(path) / "manifest.json"
     if not man.exists(): raise DataError(f"{path}: no manifest.json (not a build-dataset output)")
     built, dflt = json.loads(man.read_text())["config"], RewardConfig()
@@ -318,7 +301,6 @@ def export(rcfg, ecfg:ExportConfig) -> dict:
 def export_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner export`: a store's per-problem statistics and the online reward for verl or TRL."
     from o1_pruner.config import ConfigError, parse_config
-    from o1_pruner.reward import RewardConfig
     rcfg, ecfg = parse_config([RewardConfig, ExportConfig], argv, prog="o1-pruner export",
                               description="Export reference statistics and the length-harmonizing reward for verl/TRL")
     try: man = export(rcfg, ecfg)

@@ -217,7 +217,8 @@ def test_cli_report_only(tmp_path, capsys):
     _make_run(run)
     assert ev.evaluate_cli(["--report_only", "--output_dir", str(run), "--aes_variant", "table"]) == 0
     assert "| pruned | 80.0 / 50 / 0.50" in capsys.readouterr().out
-    assert ev.evaluate_cli(["--output_dir", str(run)]) == 2  # no models
+    from o1_pruner.cli import main
+    assert main(["evaluate", "--output_dir", str(run)]) == 2  # no models
 
 
 # --- end to end on a tiny random model ---------------------------------------------------------------------------
@@ -361,11 +362,11 @@ def test_a_failing_model_process_is_a_clear_error(tmp_path, tiny_model_dir):
         ev.run_in_process(os._exit, 3, what="a process that exits")
 
 
-def test_cli_prints_a_model_process_error(monkeypatch, capsys):
+def test_cli_prints_a_model_process_error(monkeypatch, capsys, tiny_model_dir, tmp_path):
     def fail(config):
         raise ev.ModelProcessError("model 'x' failed in its own process: OSError: no weights", "Traceback (child)\n")
     monkeypatch.setattr(ev, "evaluate", fail)
-    assert ev.evaluate_cli(["--models", "x=m"]) == 1
+    assert ev.evaluate_cli(["--models", f"x={tiny_model_dir}", "--output_dir", str(tmp_path / "e")]) == 1
     err = capsys.readouterr().err
     assert err == "Traceback (child)\no1-pruner evaluate: model 'x' failed in its own process: OSError: no weights\n"
 

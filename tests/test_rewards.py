@@ -200,9 +200,8 @@ def test_problems_without_gold_are_left_out_and_counted(tmp_path, tiny_model_dir
     assert man["reward_settings"]["tokenizer"] == str(tiny_model_dir.resolve())
 
 
-def test_reward_functions_import_without_heavy_packages():
-    code = ("import sys, o1_pruner.rewards; print([m for m in ('torch', 'transformers', 'trl', 'peft', 'vllm', "
-            "'deepspeed') if m in sys.modules])")
+def test_reward_functions_import_without_gpu_packages():
+    code = "import sys, o1_pruner.rewards; print([m for m in ('vllm', 'deepspeed') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
