@@ -10,7 +10,7 @@ from .stages import STAGES
 # subcommand -> (function of its arguments returning an exit code, one-line help)
 COMMANDS = {
     "grade": (grading.grade_cli, "grade a file of model responses against a dataset's gold answers"),
-    "import-samples": (rollouts.import_samples_cli, "bring your own rollouts: K completions per problem into a sample store"),
+    "import-samples": (rollouts.import_samples_cli, "bring your own rollouts: K completions per problem into a store"),
     **STAGES,
     "export": (rewards.export_cli, "the reference statistics and the length-harmonizing reward for verl or TRL"),
     "demo": (demo.demo_cli, "run all five stages on the embedded CPU default and write a report"),

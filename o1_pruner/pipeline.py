@@ -17,6 +17,7 @@ stage's folder under `<root>` (default `runs/<name>`). A recipe can also hold
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -24,8 +25,9 @@ from typing import Any
 
 import yaml
 
-from .baselines import BASELINE_TRAIN_METHODS
+from .baselines import BASELINE_TRAIN_METHODS, BaselineArguments
 from .config import RECIPE_DIR, ConfigError, load_recipe
+from .models import ModelArguments, TrainingConfig
 from .stages import STAGES as STAGE_TABLE, run_stage
 from .toy import make_problems, reference_path
 
@@ -41,6 +43,7 @@ TRAIN_PROMPT = {"system": "marco"}   # the reference code's: its system prompt a
 SHIPPED_MODELS = {"toy": reference_path}
 PROBLEM_SOURCES = {"toy": make_problems}
 SPLITS = ("train", "validation", "test")
+_BASELINE_FIELDS = {f.name for t in (ModelArguments, BaselineArguments, TrainingConfig) for f in dataclasses.fields(t)}
 
 
 def scoring_numerics(train_cfg:dict) -> dict:
@@ -75,7 +78,8 @@ def load_pipeline(name_or_path:str|Path, # a shipped pipeline name (`toy`, `marc
     if not isinstance(spec, dict) or "model" not in spec:
         raise ConfigError(f"pipeline recipe {path} must be a mapping with at least `model:`")
     unknown = set(spec.get("stages") or {}) - set(STAGES)
-    if unknown: raise ConfigError(f"pipeline recipe {path}: unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
+    if unknown:
+        raise ConfigError(f"pipeline recipe {path}: unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
     spec.setdefault("name", path.stem)
     small_spec = spec.pop("small", None) or {}
     return _merge(spec, small_spec) if small else spec
@@ -102,14 +106,15 @@ def write_problems(data_dir:Path, # folder for {split}.jsonl
 
 class Pipeline:
     "The five stages of one pipeline recipe, each reading the previous stage's folder under `root`."
-    def __init__(self, recipe:str|Path, # pipeline recipe: `toy` (CPU default), `marco-o1`, `qwq-32b`, ..., or a YAML file
+    def __init__(self, recipe:str|Path, # pipeline recipe: `toy` (the CPU default), `marco-o1`, ..., or a YAML file
                  root:str|Path|None=None, # run folder (default `runs/<recipe>`; a fresh temporary folder when `small`)
                  small:bool=False, # few problems and steps (tests, docs builds): pass `IN_TEST` in notebooks
                  model:str|Path|None=None, # start from this model instead of the recipe's (a later round's reference)
+                 overrides:dict|None=None, # merged into the recipe (e.g. {"problems": {"seed": 1}})
                 ):
-        self.spec, self.small = load_pipeline(recipe, small), small
+        self.spec, self.small = _merge(load_pipeline(recipe, small), overrides or {}), small
         self.name = self.spec["name"]
-        if root is None: root = tempfile.mkdtemp(prefix=f"o1-pruner-{self.name}-") if small else Path("runs") / self.name
+        if root is None: root = tempfile.mkdtemp(prefix=f"o1-pruner-{self.name}-") if small else Path("runs", self.name)
         self.root, self._model = Path(root), model
 
     def __repr__(self): return f"Pipeline({self.name!r}, root={str(self.root)!r}, small={self.small})"
@@ -149,12 +154,15 @@ class Pipeline:
                variant:str|None=None, # a key of the recipe's `variants` (build-dataset and train)
                **overrides, # more options, after everything else
               ) -> dict[str, Any]:
-        "The complete option set of `stage`: stage recipe, pipeline and variant overrides, and the wiring between stages."
+        "The complete options of `stage`: stage recipe, pipeline and variant overrides, and the wiring between stages."
         self.path(stage)
         if variant is not None and variant not in (self.spec.get("variants") or {}):
-            raise ConfigError(f"unknown variant {variant!r}; the recipe's variants are {list(self.spec.get('variants') or {})}")
+            raise ConfigError(f"unknown variant {variant!r}; the recipe's: {list(self.spec.get('variants') or {})}")
         over = dict((self.spec.get("stages") or {}).get(stage) or {})
-        over.update(((self.spec.get("variants") or {}).get(variant) or {}).get(stage) or {})
+        vover = ((self.spec.get("variants") or {}).get(variant) or {}).get(stage) or {}
+        if vover.get("method") in BASELINE_TRAIN_METHODS:   # a baseline shares the training arguments, not O1's options
+            over = {k: v for k, v in over.items() if k in _BASELINE_FIELDS}
+        over.update(vover)
         recipe = over.pop("recipe", None)
         cfg = load_recipe(recipe) if recipe else {}
         prompt = self.spec.get("prompt") or {}
@@ -183,21 +191,20 @@ class Pipeline:
             cfg.setdefault("models", [f"base={self.model}", f"o1-pruner={self.pruned_model()}"])
             cfg.update(output_dir=str(self.path("evaluate")))
 
-    def _marker(self, stage:str, variant:str|None=None) -> Path:
-        return self.root / "done" / f"{stage}{'-' + variant if variant else ''}.json"
+    def _name(self, stage:str, tag:str|None) -> str: return f"{stage}{'-' + tag if tag else ''}"
+    def _marker(self, stage:str, tag:str|None=None) -> Path: return self.root / "done" / (self._name(stage, tag) + ".json")
+    def _config_file(self, stage:str, tag:str|None=None) -> Path:
+        return self.root / "configs" / f"{self._name(stage, tag)}.yaml"
 
-    def done(self, stage:str, variant:str|None=None, **overrides) -> bool:
-        "Whether `stage` finished with the configuration it would run with now."
-        m = self._marker(stage, variant)
+    def done(self, stage:str, variant:str|None=None, tag:str|None=None, **overrides) -> bool:
+        "Whether `stage` (of `variant`, or under `tag`) finished with the configuration it would run with now."
+        m = self._marker(stage, tag or variant)
         now = json.loads(json.dumps(self.config(stage, variant, **overrides), default=str))
         return m.exists() and json.loads(m.read_text()).get("config") == now
 
-    def command(self, stage:str, variant:str|None=None) -> str:
-        "The shell command equivalent to running `stage`."
-        return f"o1-pruner {stage} --recipe {self._config_file(stage, variant)}"
-
-    def _config_file(self, stage:str, variant:str|None=None) -> Path:
-        return self.root / "configs" / f"{stage}{'-' + variant if variant else ''}.yaml"
+    def command(self, stage:str, tag:str|None=None) -> str:
+        "The shell command equivalent to running `stage` (of a variant or tag)."
+        return f"o1-pruner {stage} --recipe {self._config_file(stage, tag)}"
 
     def _needs(self, stage:str, variant:str|None) -> list[tuple[str, str|None]]:
         "The earlier stages (and variants) whose folders `stage` reads."
@@ -205,12 +212,14 @@ class Pipeline:
         if stage in ("analyze", "build-dataset"): return [("sample", None)]
         if stage == "train":
             method = self.config("train", variant).get("method")
-            return [("sample", None)] if method in BASELINE_TRAIN_METHODS else [("sample", None), ("build-dataset", variant)]
+            if method in BASELINE_TRAIN_METHODS: return [("sample", None)]
+            return [("sample", None), ("build-dataset", variant)]
         return [("sample", None), ("build-dataset", None), ("train", None)]
 
     def stage(self, stage:str, # one of `STAGES`
               variant:str|None=None, # a key of the recipe's `variants` (build-dataset and train)
               force:bool=False, # rerun even if done with the same configuration
+              tag:str|None=None, # names this run's configuration and done marker (default: the variant)
               **overrides, # more options of the stage (e.g. `models=` for evaluate)
              ) -> Path:
         "Run `stage` (after missing earlier stages, where the recipe allows) and return its output folder."
@@ -219,24 +228,26 @@ class Pipeline:
         for prev, pv in needs:
             if self.done(prev, pv): continue
             if not self.spec.get("run_missing_stages"):
-                raise FileNotFoundError(f"stage {stage!r} needs the output of stage {prev!r} ({self.path(prev, pv)}): run "
-                                        f"notebook {STAGE_NOTEBOOKS[prev]} with RECIPE = {self.name!r} first, or "
+                raise FileNotFoundError(f"stage {stage!r} needs the output of stage {prev!r} ({self.path(prev, pv)}): "
+                                        f"run notebook {STAGE_NOTEBOOKS[prev]} with RECIPE = {self.name!r} first, or "
                                         f"`{self.command(prev, pv)}`")
             print(f"[pipeline] {prev} has not run in {self.root}: running it first")
             self.stage(prev, pv)
-        if self.done(stage, variant, **overrides) and not force:
-            print(f"[pipeline] {stage}: done already ({self.path(stage, variant)}); force=True reruns it")
-            return self.path(stage, variant)
+        tag = tag or variant
+        out = Path(overrides.get("output_dir") or self.path(stage, variant))
+        if self.done(stage, variant, tag, **overrides) and not force:
+            print(f"[pipeline] {stage}: done already ({out}); force=True reruns it")
+            return out
         cfg = self.config(stage, variant, **overrides)
-        conf = self._config_file(stage, variant)
+        conf = self._config_file(stage, tag)
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(yaml.safe_dump(json.loads(json.dumps(cfg, default=str)), sort_keys=False))
-        print(f"$ {self.command(stage, variant)}", flush=True)
+        print(f"$ {self.command(stage, tag)}", flush=True)
         if self.spec.get("threads"):
             import torch
             torch.set_num_threads(int(self.spec["threads"]))
         rc = run_stage(stage, ["--recipe", str(conf)])
         if rc: raise RuntimeError(f"stage {stage!r} failed (exit code {rc}); its configuration: {conf}")
-        self._marker(stage, variant).parent.mkdir(parents=True, exist_ok=True)
-        self._marker(stage, variant).write_text(json.dumps({"config": cfg}, default=str, indent=1))
-        return self.path(stage, variant)
+        self._marker(stage, tag).parent.mkdir(parents=True, exist_ok=True)
+        self._marker(stage, tag).write_text(json.dumps({"config": cfg}, default=str, indent=1))
+        return out
