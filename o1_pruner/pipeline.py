@@ -192,7 +192,8 @@ class Pipeline:
             cfg.update(output_dir=str(self.path("evaluate")))
 
     def _name(self, stage:str, tag:str|None) -> str: return f"{stage}{'-' + tag if tag else ''}"
-    def _marker(self, stage:str, tag:str|None=None) -> Path: return self.root / "done" / (self._name(stage, tag) + ".json")
+    def _marker(self, stage:str, tag:str|None=None) -> Path:
+        return self.root / "done" / (self._name(stage, tag) + ".json")
     def _config_file(self, stage:str, tag:str|None=None) -> Path:
         return self.root / "configs" / f"{self._name(stage, tag)}.yaml"
 
