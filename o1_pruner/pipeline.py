@@ -203,6 +203,11 @@ class Pipeline:
         now = json.loads(json.dumps(self.config(stage, variant, **overrides), default=str))
         return m.exists() and json.loads(m.read_text()).get("config") == now
 
+    def _changed(self, conf:Path, cfg:dict) -> bool:
+        "Whether `conf` (the configuration a stage last ran with, finished or not) differs from `cfg`."
+        if not conf.exists(): return False
+        return yaml.safe_load(conf.read_text()) != json.loads(json.dumps(cfg, default=str))
+
     def command(self, stage:str, tag:str|None=None) -> str:
         "The shell command equivalent to running `stage` (of a variant or tag)."
         return f"o1-pruner {stage} --recipe {self._config_file(stage, tag)}"
@@ -241,13 +246,16 @@ class Pipeline:
             return out
         cfg = self.config(stage, variant, **overrides)
         conf = self._config_file(stage, tag)
+        args = ["--recipe", str(conf)]
+        if stage == "train" and "resume_from_checkpoint" not in cfg and (force or self._changed(conf, cfg)):
+            args += ["--resume_from_checkpoint", "false"]   # checkpoints of another configuration: start over
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(yaml.safe_dump(json.loads(json.dumps(cfg, default=str)), sort_keys=False))
-        print(f"$ {self.command(stage, tag)}", flush=True)
+        print(f"$ {self.command(stage, tag)}{' ' + ' '.join(args[2:]) if args[2:] else ''}", flush=True)
         if self.spec.get("threads"):
             import torch
             torch.set_num_threads(int(self.spec["threads"]))
-        rc = run_stage(stage, ["--recipe", str(conf)])
+        rc = run_stage(stage, args)
         if rc: raise RuntimeError(f"stage {stage!r} failed (exit code {rc}); its configuration: {conf}")
         self._marker(stage, tag).parent.mkdir(parents=True, exist_ok=True)
         self._marker(stage, tag).write_text(json.dumps({"config": cfg}, default=str, indent=1))

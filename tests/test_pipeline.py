@@ -44,8 +44,9 @@ def test_every_stage_config_is_valid(name, tmp_path):
                 assert load_recipe(base)["system"] == p.config("build-dataset")["system"] == "marco", base
         # build-dataset scores with the numerics the train recipe computes with (step-0 ratio 1)
         train = p.config("train")
-        assert p.config("build-dataset")["dtype"] == ("bfloat16" if train.get("deepspeed") and train.get("bf16") else "float32")
-        assert p.config("build-dataset")["autocast"] == ("bfloat16" if train.get("bf16") and not train.get("deepspeed") else "none")
+        ds, bf16, build = train.get("deepspeed"), train.get("bf16"), p.config("build-dataset")
+        assert build["dtype"] == ("bfloat16" if ds and bf16 else "float32")
+        assert build["autocast"] == ("bfloat16" if bf16 and not ds else "none")
 
 
 def test_small_overrides_shrink_the_toy():
@@ -90,4 +91,6 @@ def test_toy_pipeline_end_to_end(tmp_path, capsys):
     p.spec["stages"]["train"]["max_steps"] = 2
     assert not p.done("train")
     p.stage("train")
+    assert "--resume_from_checkpoint false" in capsys.readouterr().out   # the old run's checkpoints are not resumed
     assert json.loads((p.path("train") / "o1_pruner_train.json").read_text())["global_step"] == 2
+    assert p.done("train")
