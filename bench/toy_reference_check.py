@@ -1,92 +1,88 @@
-"""Check the toy reference model's properties: greedy accuracy, tokens, re-checks, sample accuracy by length quartile.
+"""Measure a toy reference model the way the demo uses it, next to the generator and the paper's Table 1.
 
-usage: python bench/toy_reference_check.py [--model DIR] [--n 300] [--k 8] [--temperature 0.7] [--threads 2]
+Greedy accuracy on held-out test problems (also with re-checks forbidden, and with the `fast` instruction), and
+K samples per problem at temperature 0.7 (192 new tokens at most, as the demo's pre-sampling): accuracy by length
+quartile within problems and globally, re-checks per trace by difficulty, catches and second-guessing flips.
+`--save` records the numbers in the model folder's toy_meta.json (`statistics`), which 08_toy shows.
+
+usage: python bench/toy_reference_check.py [--model DIR] [--n 1000] [--k 8] [--k-fast 4] [--threads 1] [--save]
 """
 import argparse
+import json
 import time
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from o1_pruner.toy import difficulty, extract_toy_answer, generate_batch, load_reference, make_problems, reference_path
+from o1_pruner.toy import (generator_samples, length_statistics, reference_path, reference_statistics, SPEED_STYLES,
+                           statistics_table)
+
+
+def by_difficulty(st: dict) -> pd.DataFrame:
+    return pd.DataFrame(st["by_difficulty"]).T.round(3)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(reference_path()))
-    ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--n", type=int, default=1000, help="held-out test problems")
+    ap.add_argument("--k", type=int, default=8, help="samples per problem")
+    ap.add_argument("--k-fast", type=int, default=4, help="samples per problem with the fast instruction")
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-new-tokens", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", action="store_true", help="write the statistics into the model folder's toy_meta.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    model, tok = load_reference(a.model)
-    ds = make_problems(a.n, seed=a.seed, split="test")
-    probs, golds = ds["problem"], ds["answer"]
-    diff = [difficulty(p) for p in probs]
-    print(f"model {a.model}: {sum(p.numel() for p in model.parameters()):,} parameters; {a.n} held-out test problems")
+    pd.set_option("display.width", 160)
+    t0 = time.time()
+    st = reference_statistics(a.model, n=a.n, k=a.k, k_fast=a.k_fast, temperature=a.temperature,
+                              max_new_tokens=a.max_new_tokens, seed=a.seed, batch_size=a.batch)
+    secs = time.time() - t0
+    gen = {T: length_statistics(generator_samples(a.n, k=a.k, temperature=T, seed=a.seed))
+           for T in (1.0, a.temperature)}
+    gen_fast = length_statistics(generator_samples(a.n, k=a.k, temperature=a.temperature, seed=a.seed,
+                                                   **SPEED_STYLES["fast"]))
+    meta_path = Path(a.model) / "toy_meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    print(f"model {a.model}: trained {meta.get('steps')} steps in {meta.get('train_seconds')} s "
+          f"({meta.get('command', '?')})")
+    print(f"{a.n} held-out test problems; measured in {secs:.0f} s on {a.threads} thread(s)\n")
 
-    def table(res, problems, gold, diffs):
-        df = pd.DataFrame(res)
-        df["problem"], df["gold"], df["difficulty"] = problems, gold, diffs
-        df["correct"] = [extract_toy_answer(c) == g for c, g in zip(df.completion, df.gold)]
-        df["waits"] = df.completion.str.count("Wait")
-        return df
+    g, g0, gf = st["greedy"], st["greedy_no_checks"], st["greedy_fast"]
+    print("== greedy decoding (the demo's evaluation)")
+    print(f"accuracy {100 * g['accuracy']:.1f}%  mean tokens {g['tokens']:.1f}  re-checks per trace {g['checks']:.2f}"
+          f"  truncated {g['truncated']:.3f}")
+    for label, x in (("with re-checks forbidden", g0), ("told to hurry (fast)", gf)):
+        print(f"{label}: accuracy {100 * x['accuracy']:.1f}% ({100 * (x['accuracy'] - g['accuracy']):+.1f} pts), "
+              f"mean tokens {x['tokens']:.1f} ({100 * (x['tokens'] / g['tokens'] - 1):+.0f}%)"
+              + (f", re-checks {x['checks']:.2f}" if "checks" in x else ""))
+    print(by_difficulty(g).to_string(), "\n")
 
-    t = time.time()
-    g = table(generate_batch(model, tok, probs, batch_size=a.batch), probs, golds, diff)
-    print(f"\n== greedy ({time.time() - t:.1f}s)")
-    print(f"accuracy {g.correct.mean():.3f}  mean tokens {g.num_tokens.mean():.1f}  re-checks ('Wait') per trace {g.waits.mean():.2f}"
-          f"  truncated {(g.finish_reason == 'length').mean():.3f}")
-    print(g.groupby("difficulty").agg(n=("correct", "size"), accuracy=("correct", "mean"), tokens=("num_tokens", "mean"), waits=("waits", "mean")).round(3).to_string())
-
-    # oracle-ish: greedy with re-checks forbidden ('W' only occurs in 'Wait')
-    t = time.time()
-    tok.padding_side = "left"
-    w_id = tok.convert_tokens_to_ids("W")
-    res = []
-    for i in range(0, len(probs), a.batch):
-        chunk = probs[i:i + a.batch]
-        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in chunk]
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=256, bad_words_ids=[[w_id]],
-                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        for row in out[:, enc.input_ids.shape[1]:].tolist():
-            n = row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
-            res.append(dict(completion=tok.decode(row[:n], skip_special_tokens=True), num_tokens=n))
-    o = table(res, probs, golds, diff)
-    print(f"\n== greedy with re-checks forbidden ({time.time() - t:.1f}s)")
-    print(f"accuracy {o.correct.mean():.3f} ({100 * (o.correct.mean() - g.correct.mean()):+.1f} pts)  mean tokens {o.num_tokens.mean():.1f}"
-          f" ({100 * (o.num_tokens.mean() / g.num_tokens.mean() - 1):+.0f}%)")
-
-    t = time.time()
-    sp = [p for p in probs for _ in range(a.k)]
-    s = table(generate_batch(model, tok, sp, do_sample=True, temperature=a.temperature, batch_size=a.batch),
-              sp, [x for x in golds for _ in range(a.k)], [x for x in diff for _ in range(a.k)])
-    dt = time.time() - t
-    print(f"\n== sampling {a.n} x K={a.k} at temperature {a.temperature} ({dt:.1f}s, {s.num_tokens.sum() / dt:.0f} tokens/s)")
-    print(f"sample accuracy {s.correct.mean():.3f}  mean tokens {s.num_tokens.mean():.1f} (sd {s.num_tokens.std():.1f})"
-          f"  re-checks per trace {s.waits.mean():.2f}  truncated {(s.finish_reason == 'length').mean():.3f}")
-    s["quartile"] = pd.qcut(s.num_tokens.rank(method="first"), 4, labels=["Q1 short", "Q2", "Q3", "Q4 long"])
-    print("accuracy by length quartile (all samples):")
-    print(s.groupby("quartile", observed=True).agg(accuracy=("correct", "mean"), tokens=("num_tokens", "mean")).round(3).T.to_string())
-    s["pq"] = s.groupby("problem").num_tokens.rank(method="first").sub(1).floordiv(a.k / 4).astype(int)
-    print("accuracy by within-problem length quartile (0 = shortest samples of each problem):")
-    print(s.groupby("pq").agg(accuracy=("correct", "mean"), tokens=("num_tokens", "mean")).round(3).T.to_string())
-    print("by difficulty:")
-    per = s.groupby(["difficulty", "problem"]).agg(acc=("correct", "mean"), sd=("num_tokens", "std")).reset_index()
-    d = s.groupby("difficulty").agg(n=("correct", "size"), accuracy=("correct", "mean"), tokens=("num_tokens", "mean"), waits=("waits", "mean"))
-    d["problems_not_all_right"] = per.groupby("difficulty").acc.apply(lambda x: (x < 1).mean())
-    d["mean_within_problem_length_sd"] = per.groupby("difficulty").sd.mean()
-    print(d.round(3).to_string())
-    fixes = s.completion.str.count("Fix").mean()
-    print(f"'Fix.' per sample {fixes:.3f}; samples with no re-check: {(s.waits == 0).mean():.3f} (accuracy {s[s.waits == 0].correct.mean():.3f})"
-          f"; with >=1: accuracy {s[s.waits > 0].correct.mean():.3f}")
+    s, sf = st["samples"], st["samples_fast"]
+    print(f"== samples: {a.n} x K={a.k} at temperature {a.temperature}, at most {a.max_new_tokens} new tokens "
+          "(the demo's pre-sampling)")
+    print(f"accuracy {100 * s['accuracy']:.1f}%  mean tokens {s['tokens']:.1f}  re-checks per trace {s['checks']:.2f}"
+          f"  truncated {s['truncated']:.4f}")
+    print(f"told to hurry (fast, K={a.k_fast}): accuracy {100 * sf['accuracy']:.1f}%  mean tokens {sf['tokens']:.1f}"
+          f"  re-checks per trace {sf['checks']:.2f}")
+    print(by_difficulty(s).to_string(), "\n")
+    named = {"reference T=%.1f" % a.temperature: s, "reference fast": sf,
+             "generator T=%.1f" % a.temperature: gen[a.temperature],
+             "generator fast T=%.1f" % a.temperature: gen_fast, "generator T=1 (data)": gen[1.0]}
+    print("== accuracy (%) by length quartile of the samples, shortest first, next to the paper's Table 1 (Marco-o1)")
+    print(statistics_table(named).to_string())
+    if a.save:
+        cmd = (f"bench/toy_reference_check.py --n {a.n} --k {a.k} --k-fast {a.k_fast} --temperature {a.temperature} "
+               f"--max-new-tokens {a.max_new_tokens} --seed {a.seed}")
+        meta["statistics"] = dict(st, measured_by=cmd, measured_seconds=round(secs),
+                                  generator={"T=%.1f" % a.temperature: gen[a.temperature], "T=1": gen[1.0],
+                                             "fast": gen_fast})
+        meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+        print(f"\nstatistics written to {meta_path}")
 
 
 if __name__ == "__main__":

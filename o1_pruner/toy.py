@@ -8,7 +8,9 @@ Docs: https://o1-pruner.github.io/o1-pruner/toy.html.md"""
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -16,14 +18,18 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import datasets
 
 # %% auto #0
-__all__ = ['SPLITS', 'CHECK_PROBS', 'PAD', 'BOS_TURN', 'EOS', 'UNK', 'THINK_TOKENS', 'CHAT_TEMPLATE', 'problem_split',
-           'parse_problem', 'is_hard', 'difficulty', 'make_problems', 'Trace', 'make_trace', 'check_value_table',
-           'build_tokenizer', 'toy_config', 'sft_example', 'train_reference', 'reference_path', 'save_reference',
-           'build_reference', 'load_reference', 'extract_toy_answer', 'generate_batch', 'rebuild_reference_cli']
+__all__ = ['SPLITS', 'CHECK_COUNTS', 'CHECK_POLICIES', 'PAPER_QUARTILES', 'TOY_PROMPT', 'SPEED_STYLES', 'PAD', 'BOS_TURN', 'EOS',
+           'UNK', 'THINK_TOKENS', 'CHAT_TEMPLATE', 'problem_split', 'parse_problem', 'is_hard', 'difficulty',
+           'make_problems', 'Trace', 'trace_tokens', 'make_trace', 'check_value_table', 'check_outcomes',
+           'length_statistics', 'generator_samples', 'toy_messages', 'build_tokenizer', 'toy_config', 'sft_example',
+           'train_reference', 'reference_path', 'save_reference', 'build_reference', 'load_reference',
+           'extract_toy_answer', 'generate_batch', 'reference_statistics', 'statistics_table', 'plot_statistics',
+           'rebuild_reference_cli']
 
 # %% ../nbs/11_toy.ipynb #9fed293d
 SPLITS = {"train": (0, 80), "validation": (80, 90), "test": (90, 100)}  # split -> [lo, hi) of the 0..99 hash bucket
@@ -65,10 +71,12 @@ def make_problems(n:int, # number of problems
                  ) -> datasets.Dataset:
     "`n` unique toy problems of one split as a Dataset with the project's problem schema."
     if split not in SPLITS: raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    if not 2 <= min_terms <= max_terms: raise ValueError(f"need 2 <= min_terms <= max_terms, got {min_terms}, {max_terms}")
+    if not 2 <= min_terms <= max_terms:
+        raise ValueError(f"need 2 <= min_terms <= max_terms, got {min_terms}, {max_terms}")
     space = sum(90**k for k in range(min_terms, max_terms + 1)) * (SPLITS[split][1] - SPLITS[split][0]) / 100
     if n > space / 2:
-        raise ValueError(f"n={n} is too many distinct {split} problems with {min_terms}-{max_terms} terms (about {int(space)} exist)")
+        raise ValueError(f"n={n} is too many distinct {split} problems with {min_terms}-{max_terms} terms "
+                         f"(about {int(space)} exist)")
     rng = random.Random(f"toy-problems/{split}/{seed}")
     seen, rows = set(), []
     while len(rows) < n:
@@ -82,7 +90,7 @@ def make_problems(n:int, # number of problems
     return datasets.Dataset.from_list(rows)
 
 # %% ../nbs/11_toy.ipynb #97917432
-CHECK_PROBS = (0.3, 0.4, 0.3)  # probability of 0, 1, 2 re-checks after each step
+CHECK_COUNTS = (0.15, 0.3, 0.3, 0.15, 0.1)  # P(0, 1, 2, 3, 4 re-checks in one trace), the same for every problem
 
 @dataclass
 class Trace:
@@ -92,52 +100,162 @@ class Trace:
     correct: bool  # answer equals the true sum
     n_checks: int = 0  # number of `Wait:` re-checks
     n_mistakes: int = 0  # wrong steps written
-    n_fixed: int = 0  # wrong steps caught by a re-check
+    n_fixed: int = 0  # wrong results caught by a re-check
+    n_flips: int = 0  # right results a re-check changed to wrong ones (second-guessing)
 
+def trace_tokens(text:str, # assistant content
+                ) -> int:
+    "Its length in toy tokens (one per character, `<think>`/`</think>` one each), end-of-turn token included."
+    return len(text) - text.count("<think>") * 6 - text.count("</think>") * 7 + 1
+
+@functools.lru_cache(maxsize=None)
+def _p_another_check(n_steps:int, before:tuple, here:int, counts:tuple) -> float:
+    "P(one more re-check | `before` per earlier step, `here` on this one) when N ~ `counts` is spread uniformly."
+    num = den = 0.0
+    for n, pn in enumerate(counts):
+        for alloc in itertools.product(range(n + 1), repeat=n_steps):
+            if sum(alloc) != n or alloc[:len(before)] != before or alloc[len(before)] < here: continue
+            p = pn * math.factorial(n) / math.prod(math.factorial(a) for a in alloc) / n_steps ** n
+            den += p
+            num += p * (alloc[len(before)] > here)
+    return num / den if den else 0.0
+
+def _pick(rng:random.Random, options:list, weights:list, temperature:float):
+    "One of `options`, drawn with `weights` sharpened to `temperature` (0: the most likely one)."
+    if temperature == 0: return options[max(range(len(options)), key=lambda i: weights[i])]
+    return rng.choices(options, weights=[w ** (1 / temperature) for w in weights])[0]
+
+# %% ../nbs/11_toy.ipynb #44f7a94a
 def make_trace(problem:str|list[int], # problem string or its terms
                rng:random.Random|int|None=None, # random generator or seed
-               check_probs:tuple=CHECK_PROBS, # P(0, 1, 2, ... re-checks) after each step
-               p_mistake:float=0.25, # chance that a hard step (partial sum >= 100) is wrong
-               n_checks:int|None=None, # force this many re-checks after every step (None: sample)
+               check_counts:tuple=CHECK_COUNTS, # P(0, 1, 2, ... habitual re-checks), spread uniformly over the steps
+               p_mistake:float=0.15, # chance that a hard step (result >= 100) is written off by ten
+               p_catch:float=0.6, # chance that a re-check of a wrong result fixes it
+               p_flip:float=0.03, # chance that the first re-check of a right result changes it to a wrong one
+               p_flip_again:float=0.2, # the same for a step already re-checked (second-guessing)
+               p_doubt:float=0.6, # while the step's result is wrong: chance of one more re-check (p_doubt^(r+1) after r)
+               n_checks:int|Callable|None=None, # re-checks per step instead: an int, or f(step index, hard) -> int
+               temperature:float=1.0, # every choice sharpened to this temperature (0: greedy)
               ) -> Trace:
     "Generate one long-thought trace for `problem`."
     terms = parse_problem(problem) if isinstance(problem, str) else list(problem)
     rng = rng if isinstance(rng, random.Random) else random.Random(rng)
-    lines, s, checks, mistakes, fixed, exact = [], terms[0], 0, 0, 0, terms[0]
-    for t in terms[1:]:
+    lines, s, exact, done, tally = [], terms[0], terms[0], (), dict(checks=0, mistakes=0, fixed=0, flips=0)
+    for j, t in enumerate(terms[1:]):
         true, exact = s + t, exact + t
-        written = true
-        if true >= 100 and rng.random() < p_mistake:  # off by ten, never cancelling an earlier uncorrected error
-            written = true + rng.choice([d for d in (-10, 10) if true + d != exact])
-            mistakes += 1
-        lines.append(f"{s}+{t}={written}")
-        k = n_checks if n_checks is not None else rng.choices(range(len(check_probs)), weights=check_probs)[0]
-        for _ in range(k):
-            lines.append(f"Wait: {s}+{t}={true}. " + ("Yes." if written == true else "Fix."))
-            if written != true: fixed += 1
-            written = true
-        checks += k
-        s = written
+        wrong = [true + d for d in (-10, 10) if true + d != exact]  # off by ten, never cancelling an earlier mistake
+        off = lambda p: [1 - p] + [p / len(wrong)] * len(wrong)
+        v = _pick(rng, [true, *wrong], off(p_mistake), temperature) if true >= 100 else true
+        tally["mistakes"] += v != true
+        lines.append(f"{s}+{t}={v}")
+        forced, r = n_checks(j, true >= 100) if callable(n_checks) else n_checks, 0
+        while True:
+            if forced is None:
+                p = _p_another_check(len(terms) - 1, done, r, tuple(check_counts))
+                if v != true: p += (1 - p) * p_doubt ** (r + 1)  # a wrong result makes the solver uneasy, for a while
+                if not _pick(rng, [True, False], [p, 1 - p], temperature): break
+            elif r >= forced: break
+            w = (_pick(rng, [true, *wrong], off(p_flip if r == 0 else p_flip_again), temperature) if v == true
+                 else _pick(rng, [true, v], [p_catch, 1 - p_catch], temperature))
+            tally["fixed"] += v != true and w == true
+            tally["flips"] += v == true and w != true
+            lines.append(f"Wait: {s}+{t}={w}. " + ("Yes." if w == v else "Fix."))
+            v, r = w, r + 1
+        done, tally["checks"], s = done + (r,), tally["checks"] + r, v
     text = "<think>\n" + "\n".join(lines) + "\n</think>\nThe answer is \\boxed{" + str(s) + "}."
-    return Trace(text, s, s == sum(terms), checks, mistakes, fixed)
+    return Trace(text, s, s == sum(terms), tally["checks"], tally["mistakes"], tally["fixed"], tally["flips"])
 
 # %% ../nbs/11_toy.ipynb #3a8d2fa6
+CHECK_POLICIES = {"none": dict(n_checks=0), "hard steps": dict(n_checks=lambda j, hard: int(hard)),
+                  "every step": dict(n_checks=1), "twice every step": dict(n_checks=2),
+                  "in doubt": dict(check_counts=(1.0,)), "habit": {}}  # `make_trace` arguments of each policy
+
 def check_value_table(n:int=2000, # problems (from the train split)
                       seed:int=0, # seed
+                      temperature:float=1.0, # generator temperature (1: the training data)
+                      **style, # more `make_trace` arguments
                      ):
-    "Accuracy and mean length of generated traces by difficulty, with re-checks forced to 0/1/2 or sampled."
+    "Accuracy and mean tokens of generated traces by difficulty under each re-check policy of `CHECK_POLICIES`."
     import pandas as pd
     rows = []
     for i, p in enumerate(make_problems(n, seed=seed)["problem"]):
-        for mode in ["none", "one", "two", "sampled"]:
-            k = {"none": 0, "one": 1, "two": 2, "sampled": None}[mode]
-            t = make_trace(p, rng=random.Random(f"{seed}/{i}/{mode}"), n_checks=k)
-            rows.append(dict(difficulty=difficulty(p), checks=mode, correct=t.correct, length=len(t.text)))
-    df = pd.DataFrame(rows)
-    acc = df.pivot_table(index="difficulty", columns="checks", values="correct", aggfunc="mean")
-    length = df.pivot_table(index="difficulty", columns="checks", values="length", aggfunc="mean")
-    cols = ["none", "one", "two", "sampled"]
-    return pd.concat({"accuracy": acc[cols].round(3), "chars": length[cols].round(1)}, axis=1)
+        for name, policy in CHECK_POLICIES.items():
+            t = make_trace(p, rng=random.Random(f"{seed}/{i}/{name}"), temperature=temperature, **style, **policy)
+            rows.append(dict(difficulty=difficulty(p), policy=name, correct=t.correct, tokens=trace_tokens(t.text)))
+    df = pd.concat([pd.DataFrame(rows), pd.DataFrame(rows).assign(difficulty="all")])
+    acc = df.pivot_table(index="difficulty", columns="policy", values="correct", aggfunc="mean")
+    length = df.pivot_table(index="difficulty", columns="policy", values="tokens", aggfunc="mean")
+    cols = list(CHECK_POLICIES)
+    return pd.concat({"accuracy": acc[cols].round(3), "tokens": length[cols].round(1)}, axis=1)
+
+# %% ../nbs/11_toy.ipynb #80ebfcc2
+PAPER_QUARTILES = (81.1, 80.2, 78.8, 75.3)  # Marco-o1 accuracy % by length quartile of its samples, shortest first
+_STEP = re.compile(r"(\d+)\+(\d+)=(-?\d+)$")
+_CHECK = re.compile(r"Wait: (\d+)\+(\d+)=(-?\d+)\. (Yes|Fix)\.$")
+
+def check_outcomes(completion:str, # a toy completion
+                  ) -> dict:
+    "Re-checks in `completion`: `checks`, `catches` (wrong to right), `flips` (right to wrong), `misses` (wrong kept)."
+    out, cur = dict(checks=0, catches=0, flips=0, misses=0), None
+    for line in completion.splitlines():
+        if m := _STEP.fullmatch(line): cur = int(m[3])
+        elif (m := _CHECK.fullmatch(line)) and cur is not None:
+            true, w = int(m[1]) + int(m[2]), int(m[3])
+            out["checks"] += 1
+            out["catches"] += cur != true and w == true
+            out["flips"] += cur == true and w != true
+            out["misses"] += cur != true and w == cur
+            cur = w
+    return out
+
+# %% ../nbs/11_toy.ipynb #173dcdc1
+def length_statistics(samples, # DataFrame: problem, sample_idx, completion, num_tokens, correct
+                     ) -> dict:
+    "Length quartiles (within problems and global), per-difficulty accuracy/tokens/re-checks, and re-check outcomes."
+    import pandas as pd
+    from o1_pruner.analysis import length_quartile_table
+    df = samples.assign(problem_id=samples["problem"], correct=samples["correct"].astype(float))
+    df = df.join(pd.DataFrame([check_outcomes(c) for c in df["completion"]], index=df.index))
+    q = length_quartile_table(df)
+    by = df.assign(difficulty=[difficulty(p) for p in df["problem"]]).groupby("difficulty").agg(
+        n=("correct", "size"), accuracy=("correct", "mean"), tokens=("num_tokens", "mean"), checks=("checks", "mean"))
+    r = lambda xs: [round(float(x), 4) for x in xs]
+    return dict(samples=len(df), problems=int(df["problem"].nunique()), accuracy=round(float(df["correct"].mean()), 4),
+                tokens=round(float(df["num_tokens"].mean()), 2), checks=round(float(df["checks"].mean()), 3),
+                acc_within=r(q["acc_within"]), acc_global=r(q["acc_global"]),
+                tokens_within=r(q["tokens_within"]), tokens_global=r(q["tokens_global"]),
+                by_difficulty={d: {k: round(float(v), 4) for k, v in row.items()} for d, row in by.iterrows()},
+                **{f"{k}_per_trace": round(float(df[k].mean()), 4) for k in ("catches", "flips", "misses")})
+
+def generator_samples(n:int=1000, # problems
+                      k:int=8, # samples per problem
+                      temperature:float=0.7, # 1: the training data; 0.7: an exact imitator at the demo's temperature
+                      seed:int=0, # seed
+                      split:str="test", # problem split
+                      **style, # more `make_trace` arguments (e.g. `SPEED_STYLES["fast"]`)
+                     ):
+    "`k` generated traces for each of `n` problems as a samples DataFrame (the columns `length_statistics` reads)."
+    import pandas as pd
+    rng, rows = random.Random(f"toy-generator-samples/{seed}"), []
+    for p in make_problems(n, seed=seed, split=split)["problem"]:
+        for i in range(k):
+            t = make_trace(p, rng, temperature=temperature, **style)
+            rows.append(dict(problem=p, sample_idx=i, completion=t.text, num_tokens=trace_tokens(t.text),
+                             correct=t.correct))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/11_toy.ipynb #52dfb1fa
+TOY_PROMPT = dict(system=None, user_template="{problem}{speed}")  # `o1_pruner.data.build_messages` arguments of the toy
+SPEED_STYLES = {"none": {}, "fast": dict(check_counts=(0.4, 0.4, 0.2), p_mistake=0.25)}  # `make_trace` style of each
+
+def toy_messages(problem:str, # a toy problem
+                 speed:str|None=None, # None or a key of `SPEED_STYLES` (the suffix is `SPEED_SUFFIXES[speed]`)
+                ) -> list[dict]:
+    "The chat messages of a toy prompt, with the speed instruction's suffix when `speed` is given."
+    from o1_pruner.data import build_messages
+    if speed not in (None, *SPEED_STYLES):
+        raise ValueError(f"the toy follows only the speed instructions {list(SPEED_STYLES)}, not {speed!r}")
+    return build_messages(problem, speed=speed, **TOY_PROMPT)
 
 # %% ../nbs/11_toy.ipynb #6a8fb8d0
 PAD, BOS_TURN, EOS, UNK = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"
@@ -185,9 +303,10 @@ def toy_config(vocab_size:int=102, # tokenizer size
 def sft_example(tokenizer, # the toy tokenizer
                 problem:str, # problem text
                 completion:str, # assistant content (trace)
+                speed:str|None=None, # speed instruction in the prompt (`fast`) or None
                ) -> tuple[list[int], list[int]]:
     "Token ids of prompt + completion + `<|im_end|>`, and labels (-100 on the prompt)."
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": problem}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(toy_messages(problem, speed), tokenize=False, add_generation_prompt=True)
     p = tokenizer(prompt, add_special_tokens=False).input_ids
     c = tokenizer(completion + tokenizer.eos_token, add_special_tokens=False).input_ids
     return p + c, [-100] * len(p) + c
@@ -202,12 +321,21 @@ def _length_grouped_batches(examples, batch_size, rng):
 def _collate(batch, pad_id):
     import torch
     L = max(len(x) for x, _ in batch)
-    ids = torch.full((len(batch), L), pad_id); labels = torch.full((len(batch), L), -100); mask = torch.zeros((len(batch), L), dtype=torch.long)
+    ids, labels = torch.full((len(batch), L), pad_id), torch.full((len(batch), L), -100)
+    mask = torch.zeros((len(batch), L), dtype=torch.long)
     for i, (x, y) in enumerate(batch):
         ids[i, :len(x)] = torch.tensor(x); labels[i, :len(y)] = torch.tensor(y); mask[i, :len(x)] = 1
     return ids, labels, mask
 
-def train_reference(steps:int=1500, # optimizer steps
+def _sft_pass(tok, problems, rng, p_fast):
+    "One pass over `problems`: a fresh trace each, in the fast style (and with its prompt) for a fraction `p_fast`."
+    out = []
+    for p in problems:
+        speed = "fast" if rng.random() < p_fast else None
+        out.append(sft_example(tok, p, make_trace(p, rng, **SPEED_STYLES[speed or "none"]).text, speed))
+    return out
+
+def train_reference(steps:int=3000, # optimizer steps
                     seed:int=0, # seed (problems, traces, init)
                     n_train:int=10000, # distinct training problems (fresh traces every pass)
                     batch_size:int=64, # sequences per step
@@ -217,7 +345,8 @@ def train_reference(steps:int=1500, # optimizer steps
                     threads:int=2, # torch CPU threads
                     log_every:int=100, # print the loss every this many steps (0: never)
                     callback=None, # called as `callback(model, tokenizer, step)` every `log_every` steps (checkpoints)
-                    init_from:str|Path|None=None, # continue from the weights of this toy model folder instead of a fresh init
+                    init_from:str|Path|None=None, # continue from this toy model folder's weights (not a fresh init)
+                    p_fast:float=0.2, # fraction of training prompts with the `fast` speed instruction
                    ):
     "SFT a fresh toy model on generated traces; returns (model, tokenizer)."
     import torch
@@ -236,7 +365,7 @@ def train_reference(steps:int=1500, # optimizer steps
     batches, step, t0, ema = [], 0, time.time(), None
     while step < steps:
         if not batches:  # one pass over the training problems with fresh traces
-            batches = _length_grouped_batches([sft_example(tok, p, make_trace(p, rng).text) for p in problems], batch_size, rng)
+            batches = _length_grouped_batches(_sft_pass(tok, problems, rng, p_fast), batch_size, rng)
         ids, labels, mask = _collate(batches.pop(), tok.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True); loss.backward()
@@ -244,7 +373,8 @@ def train_reference(steps:int=1500, # optimizer steps
         opt.step(); sched.step(); step += 1
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if log_every and (step % log_every == 0 or step == steps):
-            print(f"step {step}/{steps} loss {ema:.4f} lr {sched.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s", flush=True)
+            print(f"step {step}/{steps} loss {ema:.4f} lr {sched.get_last_lr()[0]:.2e} {time.time() - t0:.0f}s",
+                  flush=True)
             if callback is not None and step < steps:
                 model.eval(); callback(model, tok, step); model.train()
     model.eval()
@@ -273,19 +403,24 @@ def save_reference(model, # trained model
     return out
 
 def build_reference(out_dir:str|Path, # destination folder
-                    steps:int=1500, # SFT steps
+                    steps:int=3000, # SFT steps
                     seed:int=0, # seed
                     n_train:int=10000, # distinct training problems
                     config=None, # a `Qwen2Config` (default: `toy_config()`)
-                    **kwargs, # more `train_reference` arguments (batch_size, lr, threads, log_every, ...)
+                    meta:dict|None=None, # more facts for `toy_meta.json` (e.g. the command that built it)
+                    **kwargs, # more `train_reference` arguments (batch_size, lr, threads, log_every, p_fast, ...)
                    ) -> Path:
     "Train the toy reference model and save it (HF format, safetensors) to `out_dir`."
     t0 = time.time()
-    info = dict(seed=seed, n_train=n_train, **{k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items() if isinstance(v, (int, float, str, Path))})
+    info = dict(seed=seed, n_train=n_train, **(meta or {}),
+                **{k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()
+                   if isinstance(v, (int, float, str, Path))})
     def checkpoint(model, tok, step):  # keep a loadable (partially trained) model in out_dir while training
-        save_reference(model, tok, out_dir, dict(steps=step, planned_steps=steps, partial=True, train_seconds=round(time.time() - t0, 1), **info))
+        save_reference(model, tok, out_dir, dict(steps=step, planned_steps=steps, partial=True,
+                                                 train_seconds=round(time.time() - t0, 1), **info))
     model, tok = train_reference(steps=steps, seed=seed, n_train=n_train, config=config, callback=checkpoint, **kwargs)
-    meta = dict(steps=steps, train_seconds=round(time.time() - t0, 1), params=sum(p.numel() for p in model.parameters()), **info)
+    meta = dict(steps=steps, train_seconds=round(time.time() - t0, 1),
+                params=sum(p.numel() for p in model.parameters()), **info)
     return save_reference(model, tok, out_dir, meta)
 
 def load_reference(path:str|Path|None=None, # model folder (default: the shipped one)
@@ -313,6 +448,8 @@ def generate_batch(model, # a toy model
                    temperature:float=0.7, # sampling temperature
                    max_new_tokens:int=256, # generation budget
                    batch_size:int=256, # sequences per `generate` call
+                   speed:str|None=None, # speed instruction in the prompts (`fast`) or None
+                   forbid_checks:bool=False, # never write `W` (so no `Wait:` re-check): the no-reflection oracle
                   ) -> list[dict]:
     "Complete each problem; returns dicts with `completion` (decoded, specials kept except pad/eos) and `num_tokens`."
     import torch
@@ -320,29 +457,129 @@ def generate_batch(model, # a toy model
     out = []
     for i in range(0, len(problems), batch_size):
         chunk = problems[i:i + batch_size]
-        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in chunk]
+        prompts = [tok.apply_chat_template(toy_messages(p, speed), tokenize=False, add_generation_prompt=True)
+                   for p in chunk]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            gen = model.generate(**enc, do_sample=do_sample, temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                                 max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            sampling = (dict(temperature=temperature, top_p=1.0, top_k=0) if do_sample
+                        else dict(temperature=None, top_p=None, top_k=None))
+            if forbid_checks: sampling["bad_words_ids"] = [[tok.convert_tokens_to_ids("W")]]
+            gen = model.generate(**enc, do_sample=do_sample, **sampling,
+                                 max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id)
         for row in gen[:, enc.input_ids.shape[1]:].tolist():
-            n = row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len([x for x in row if x != tok.pad_token_id])
+            stop = tok.eos_token_id in row
+            n = row.index(tok.eos_token_id) + 1 if stop else len([x for x in row if x != tok.pad_token_id])
             out.append(dict(completion=tok.decode(row[:n], skip_special_tokens=True), num_tokens=n,
-                            finish_reason="stop" if tok.eos_token_id in row else "length"))
+                            finish_reason="stop" if stop else "length"))
     return out
+
+# %% ../nbs/11_toy.ipynb #c6b0e1e4
+def _sample_frame(problems:list[str], golds:list[str], results:list[dict], k:int):
+    import pandas as pd
+    df = pd.DataFrame(results)
+    df["problem"] = [p for p in problems for _ in range(k)]
+    df["sample_idx"] = [i for _ in problems for i in range(k)]
+    df["correct"] = [extract_toy_answer(c) == g for c, g in zip(df["completion"], [g for g in golds for _ in range(k)])]
+    return df
+
+def reference_statistics(path:str|Path|None=None, # model folder (default: the shipped one)
+                         n:int=1000, # held-out test problems
+                         k:int=8, # samples per problem without an instruction
+                         k_fast:int=4, # samples per problem with the `fast` instruction
+                         temperature:float=0.7, # sampling temperature (the demo's pre-sampling)
+                         max_new_tokens:int=192, # generation budget (the demo's)
+                         seed:int=0, # seed of problems and sampling
+                         batch_size:int=256, # sequences per `generate` call
+                        ) -> dict:
+    "Greedy accuracy (also with no re-checks) and samples' `length_statistics` of a toy model, with and without `fast`."
+    import torch
+    model, tok = load_reference(path)
+    ds = make_problems(n, seed=seed, split="test")
+    probs, golds = ds["problem"], ds["answer"]
+    out = dict(n=n, k=k, k_fast=k_fast, temperature=temperature, max_new_tokens=max_new_tokens)
+    gen = lambda ps, **kw: generate_batch(model, tok, ps, max_new_tokens=max_new_tokens, batch_size=batch_size, **kw)
+    truncated = lambda df: round(float((df["finish_reason"] == "length").mean()), 4)
+    for speed, kk in ((None, k), ("fast", k_fast)):
+        torch.manual_seed(seed)
+        name = "" if speed is None else "_fast"
+        g = _sample_frame(probs, golds, gen(probs, speed=speed), 1)
+        st = length_statistics(g)
+        out["greedy" + name] = {key: st[key] for key in ("accuracy", "tokens", "checks", "by_difficulty",
+                                                         "catches_per_trace")}
+        out["greedy" + name]["truncated"] = truncated(g)
+        if speed is None:
+            g0 = _sample_frame(probs, golds, gen(probs, forbid_checks=True), 1)
+            out["greedy_no_checks"] = dict(accuracy=round(float(g0["correct"].mean()), 4),
+                                           tokens=round(float(g0["num_tokens"].mean()), 2), truncated=truncated(g0))
+        if kk:
+            s = _sample_frame(probs, golds, gen([p for p in probs for _ in range(kk)], do_sample=True,
+                                                temperature=temperature, speed=speed), kk)
+            out["samples" + name] = dict(length_statistics(s), truncated=truncated(s))
+    return out
+
+# %% ../nbs/11_toy.ipynb #c82bfc0d
+def statistics_table(named:dict, # column name -> `length_statistics` dict
+                     paper:bool=True, # add the paper's Marco-o1 column
+                    ):
+    "Accuracy % by length quartile (within problems, global), re-checks by difficulty, overall accuracy: side by side."
+    import pandas as pd
+    cols = {}
+    if paper: cols["Marco-o1 (paper, Table 1)"] = {f"within Q{i + 1}": a for i, a in enumerate(PAPER_QUARTILES)}
+    for name, st in named.items():
+        c = {f"within Q{i + 1}": 100 * a for i, a in enumerate(st["acc_within"])}
+        c.update({f"global Q{i + 1}": 100 * a for i, a in enumerate(st["acc_global"])})
+        c.update({f"re-checks {d}": v["checks"] for d, v in st["by_difficulty"].items()})
+        c.update({"accuracy %": 100 * st["accuracy"], "mean tokens": st["tokens"],
+                  "catches per trace": st["catches_per_trace"], "flips per trace": st["flips_per_trace"]})
+        cols[name] = c
+    t = pd.DataFrame(cols)
+    t.loc["within Q4 - Q1"] = t.loc["within Q4"] - t.loc["within Q1"]
+    order = [f"within Q{i}" for i in range(1, 5)] + ["within Q4 - Q1"] + [f"global Q{i}" for i in range(1, 5)]
+    return t.reindex(order + [r for r in t.index if r not in order]).round(2)
+
+def plot_statistics(named:dict, # label -> `length_statistics` dict
+                    title:str="Accuracy by length quartile of a model's own samples (paper's Table 1)", # figure title
+                   ):
+    "Within-problem and global accuracy by length quartile (with the paper's), and re-checks per trace by difficulty."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+    q = ["Q1", "Q2", "Q3", "Q4"]
+    ax[0].plot(q, PAPER_QUARTILES, "k--o", label="Marco-o1 (paper)")
+    for name, st in named.items():
+        ax[0].plot(q, [100 * a for a in st["acc_within"]], "-o", label=name)
+        ax[1].plot(q, [100 * a for a in st["acc_global"]], "-o", label=name)
+    diffs = ["easy", "hard-2", "hard-3", "hard-4"]
+    w = 0.8 / max(1, len(named))
+    for i, (name, st) in enumerate(named.items()):
+        ax[2].bar([x + i * w for x in range(4)], [st["by_difficulty"].get(d, {}).get("checks", 0) for d in diffs], w,
+                  label=name)
+    ax[2].set_xticks([x + w * (len(named) - 1) / 2 for x in range(4)], diffs)
+    ax[0].set(title="within problems (shortest first)", ylabel="accuracy %")
+    ax[1].set(title="all samples (shortest first)")
+    ax[2].set(title="re-checks per trace by difficulty")
+    for a in ax: a.legend(fontsize=7)
+    fig.suptitle(title); fig.tight_layout()
+    return fig
 
 # %% ../nbs/11_toy.ipynb #a068a56f
 def rebuild_reference_cli(argv:list[str]|None=None, # command-line arguments
                          ) -> int:
-    "Rebuild the toy reference model: `OUT_DIR [--steps N] [--seed S] [--n-train N] [--threads T]`."
-    ap = argparse.ArgumentParser(prog="o1-pruner demo --rebuild-reference", description="Retrain the toy reference model (about 10 minutes on 2 CPU threads).")
-    ap.add_argument("out_dir", nargs="?", default=None, help="destination folder (default: the package's shipped folder)")
-    ap.add_argument("--steps", type=int, default=1500); ap.add_argument("--seed", type=int, default=0)
+    "Rebuild the toy reference model: `OUT_DIR [--steps N] [--seed S] [--n-train N] [--threads T] [--p-fast F]`."
+    import shlex, sys
+    ap = argparse.ArgumentParser(prog="o1-pruner demo --rebuild-reference",
+                                 description="Retrain the toy reference model (about an hour on one CPU thread).")
+    ap.add_argument("out_dir", nargs="?", default=None, help="destination folder (default: the shipped folder)")
+    ap.add_argument("--steps", type=int, default=3000); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-train", type=int, default=10000); ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64); ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--p-fast", type=float, default=0.2, help="fraction of prompts with the `fast` speed instruction")
     ap.add_argument("--init-from", default=None, help="continue training from this toy model folder")
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = ap.parse_args(argv)
+    cmd = "o1-pruner demo --rebuild-reference " + shlex.join(argv)
     out = build_reference(a.out_dir or reference_path(), steps=a.steps, seed=a.seed, n_train=a.n_train,
-                          threads=a.threads, batch_size=a.batch_size, lr=a.lr, init_from=a.init_from)
+                          meta=dict(command=cmd), threads=a.threads, batch_size=a.batch_size, lr=a.lr, p_fast=a.p_fast,
+                          init_from=a.init_from)
     print(f"toy reference model written to {out}")
     return 0

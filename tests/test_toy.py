@@ -5,9 +5,10 @@ import random
 import pytest
 
 from o1_pruner import toy
-from o1_pruner.toy import (EOS, PAD, THINK_TOKENS, build_reference, build_tokenizer, difficulty, extract_toy_answer,
-                           generate_batch, load_reference, make_problems, make_trace, parse_problem, problem_split,
-                           reference_path, sft_example, toy_config)
+from o1_pruner.toy import (EOS, PAD, SPEED_STYLES, THINK_TOKENS, build_reference, build_tokenizer, check_outcomes,
+                           difficulty, extract_toy_answer, generate_batch, generator_samples, length_statistics,
+                           load_reference, make_problems, make_trace, parse_problem, problem_split, reference_path,
+                           sft_example, toy_config, toy_messages, trace_tokens)
 
 
 def test_make_problems_deterministic_and_schema():
@@ -44,26 +45,87 @@ def test_make_problems_bad_args():
 
 def test_trace_correct_unless_uncorrected_mistake():
     rng = random.Random(0)
-    n_bad = 0
-    for i, p in enumerate(make_problems(400, seed=7)["problem"]):
+    n_bad = n_flips = n_fixed = 0
+    for p in make_problems(400, seed=7)["problem"]:
         t = make_trace(p, rng)
         assert t.text.startswith("<think>\n") and "\n</think>\nThe answer is \\boxed{" in t.text
         assert extract_toy_answer(t.text) == str(t.answer)
-        assert t.text.count("Wait") == t.n_checks and t.text.count("Fix.") == t.n_fixed
-        assert t.correct == (t.n_mistakes == t.n_fixed) == (t.answer == sum(parse_problem(p)))
-        n_bad += not t.correct
-        assert make_trace(p, rng, n_checks=1).correct  # a re-check after every step fixes every mistake
-        assert make_trace(p, rng, p_mistake=0.0).correct
-    assert 0 < n_bad < 100  # uncorrected mistakes do happen, not too often
+        assert t.text.count("Wait") == t.n_checks and t.text.count("Fix.") == t.n_fixed + t.n_flips
+        assert t.correct == (t.n_mistakes + t.n_flips == t.n_fixed) == (t.answer == sum(parse_problem(p)))
+        o = check_outcomes(t.text)
+        assert (o["checks"], o["catches"], o["flips"]) == (t.n_checks, t.n_fixed, t.n_flips)
+        n_bad, n_flips, n_fixed = n_bad + (not t.correct), n_flips + t.n_flips, n_fixed + t.n_fixed
+        assert make_trace(p, rng, temperature=0).correct  # greedily neither mistakes nor second-guesses
+        assert make_trace(p, rng, p_mistake=0.0, p_flip=0.0, p_flip_again=0.0).correct
+    assert 20 < n_bad < 120 and n_flips > 20 and n_fixed > 20
     assert make_trace("31+45", seed := 5).text == make_trace("31+45", seed).text
 
 
-def test_checks_matter_only_on_hard_problems():
+def test_habit_count_distribution_is_the_same_for_every_problem_size():
+    habit = dict(p_mistake=0.0, p_doubt=0.0)
+    for terms in (["12", "34"], ["12", "34", "21"], ["12", "34", "21", "15"]):
+        rng = random.Random(len(terms))
+        counts = [make_trace("+".join(terms), rng, **habit).n_checks for _ in range(4000)]
+        freq = [counts.count(n) / len(counts) for n in range(len(toy.CHECK_COUNTS))]
+        assert all(abs(f - p) < 0.03 for f, p in zip(freq, toy.CHECK_COUNTS)), (terms, freq)
+
+
+def _gen_stats(temperature, n=600, **style):
+    return length_statistics(generator_samples(n, k=8, temperature=temperature, seed=1, **style))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_generated_traces_have_the_papers_shape(temperature):
+    st = _gen_stats(temperature)
+    w, g = st["acc_within"], st["acc_global"]
+    assert w[3] < w[0] - 0.03 and g[3] < g[0] - 0.03, (w, g)  # longer samples of a problem are less often right
+    assert st["tokens_within"] == sorted(st["tokens_within"])
+    checks = [v["checks"] for v in st["by_difficulty"].values()]
+    assert max(checks) < 1.3 * min(checks), st["by_difficulty"]  # easy problems re-check as much as hard ones
+    assert st["flips_per_trace"] > 0.03 and st["catches_per_trace"] > 0.05  # second-guessing and real catches
+
+
+def test_thinking_has_value_on_hard_problems_only():
+    tbl = toy.check_value_table(600, seed=2)
+    acc, tokens = tbl["accuracy"], tbl["tokens"]
+    assert acc.loc["easy", "none"] == 1.0 and acc.loc["easy", "twice every step"] < 0.9
+    assert acc.loc["hard-4", "hard steps"] > acc.loc["hard-4", "none"] + 0.1  # pruning every re-check is wrong
+    assert acc.loc["all", "in doubt"] >= acc.loc["all", "habit"] - 0.02  # the efficient thinker
+    assert tokens.loc["all", "in doubt"] < 0.7 * tokens.loc["all", "habit"]
     easy = [p for p in make_problems(300, seed=2, max_terms=2)["problem"] if difficulty(p) == "easy"]
-    hard = [p for p in make_problems(300, seed=2, min_terms=4)["problem"]]
     assert all(make_trace(p, i, n_checks=0).correct for i, p in enumerate(easy))
-    acc = sum(make_trace(p, i, n_checks=0).correct for i, p in enumerate(hard)) / len(hard)
-    assert acc < 0.75
+
+
+def test_fast_style_rechecks_less_and_is_less_careful():
+    rng = random.Random(3)
+    probs = make_problems(300, seed=3)["problem"]
+    normal = [make_trace(p, rng) for p in probs]
+    fast = [make_trace(p, rng, **SPEED_STYLES["fast"]) for p in probs]
+    mean = lambda ts, f: sum(map(f, ts)) / len(ts)
+    assert mean(fast, lambda t: t.n_checks) < 0.7 * mean(normal, lambda t: t.n_checks)
+    assert mean(fast, lambda t: t.n_mistakes) > mean(normal, lambda t: t.n_mistakes)
+    assert mean(fast, lambda t: trace_tokens(t.text)) < mean(normal, lambda t: trace_tokens(t.text))
+
+
+def test_speed_prompt_is_the_papers_suffix():
+    from o1_pruner.data import SPEED_SUFFIXES, build_messages
+    demo_prompt = dict(system=None, user_template="{problem}{speed}")  # the demo's toy prompt
+    assert toy_messages("12+34", "fast") == build_messages("12+34", speed="fast", **demo_prompt)
+    assert toy_messages("12+34", "fast")[0]["content"] == "12+34" + SPEED_SUFFIXES["fast"]
+    with pytest.raises(ValueError, match="only the speed instructions"):
+        toy_messages("12+34", "very_fast")
+    tok = build_tokenizer()
+    ids, labels = sft_example(tok, "12+34", "<think>\n12+34=46\n</think>\nThe answer is \\boxed{46}.", speed="fast")
+    n_prompt = sum(1 for x in labels if x == -100)
+    assert SPEED_SUFFIXES["fast"] in tok.decode(ids[:n_prompt])
+    assert SPEED_SUFFIXES["fast"] not in tok.decode(labels[n_prompt:])
+
+
+def test_trace_tokens_matches_tokenizer():
+    tok = build_tokenizer()
+    for i, p in enumerate(make_problems(30, seed=4)["problem"]):
+        text = make_trace(p, i).text
+        assert trace_tokens(text) == len(tok(text + EOS, add_special_tokens=False).input_ids)
 
 
 def test_tokenizer_round_trip_and_specials(tmp_path):
@@ -127,14 +189,33 @@ def test_shipped_model_solves_most_problems():
     accuracy = sum(a == g for a, g in zip(answers, probs["answer"])) / len(answers)
     assert accuracy >= 0.65, accuracy
     assert sum(r["completion"].count("Wait") for r in res) / len(res) >= 0.5  # it still re-checks (overthinks)
+    fast = generate_batch(model, tok, probs["problem"], speed="fast")  # told to hurry: fewer re-checks, still answers
+    assert sum(r["completion"].count("Wait") for r in fast) < 0.8 * sum(r["completion"].count("Wait") for r in res)
+    fast_acc = sum(extract_toy_answer(r["completion"]) == g for r, g in zip(fast, probs["answer"])) / len(fast)
+    assert fast_acc >= accuracy - 0.2, (fast_acc, accuracy)
+
+
+def test_shipped_model_statistics_have_the_papers_shape():
+    meta = json.loads((reference_path() / "toy_meta.json").read_text())
+    assert not meta.get("partial") and meta["command"].startswith("o1-pruner demo --rebuild-reference")
+    st = meta["statistics"]
+    assert st["n"] >= 1000 and st["k"] == 8 and st["temperature"] == 0.7 and st["max_new_tokens"] == 192
+    s = st["samples"]
+    assert s["acc_within"][3] <= s["acc_within"][0] - 0.02 and s["acc_global"][3] < s["acc_global"][0]
+    checks = [v["checks"] for v in s["by_difficulty"].values()]
+    assert max(checks) < 1.5 * min(checks)
+    assert 0.7 <= st["greedy"]["accuracy"] <= 0.95
+    assert st["greedy_fast"]["tokens"] < st["greedy"]["tokens"]
 
 
 def test_build_reference_tiny(tmp_path):
     cfg = toy_config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    out = build_reference(tmp_path / "m", steps=2, n_train=32, batch_size=8, log_every=0, config=cfg)
+    out = build_reference(tmp_path / "m", steps=2, n_train=32, batch_size=8, log_every=0, config=cfg,
+                          meta=dict(command="test"), p_fast=0.5)
     model, tok = load_reference(out)
     assert model.config.hidden_size == 32 and model.config.tie_word_embeddings
-    assert json.loads((out / "toy_meta.json").read_text())["steps"] == 2
+    meta = json.loads((out / "toy_meta.json").read_text())
+    assert meta["steps"] == 2 and meta["command"] == "test" and meta["p_fast"] == 0.5
     assert (out / "model.safetensors").exists() and (out / "generation_config.json").exists()
     res = generate_batch(model, tok, ["12+34"], max_new_tokens=5)
     assert res[0]["num_tokens"] <= 5
