@@ -26,7 +26,7 @@ def _common_checks(out, store, k, smol):
     tr = out["train"]
     ratios = [h["ratio"] for h in tr["log_history"] if "ratio" in h]
     assert abs(ratios[0] - 1) < 1e-4, ratios
-    assert tr["data_args"]["cutoff_len"] == 512 and tr["numerics"]["dtype"] == m["ref_numerics"]["dtype"]
+    assert tr["config"]["cutoff_len"] == 512 and tr["numerics"]["dtype"] == m["ref_numerics"]["dtype"]
     return tr
 
 

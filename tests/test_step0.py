@@ -73,7 +73,7 @@ def test_step0_ratio_is_one(case, store, think_model, tmp_path):
     manifest = json.loads((data / "manifest.json").read_text())
     assert run["numerics"]["dtype"] == manifest["ref_numerics"]["dtype"]
     assert run["numerics"]["autocast"] == manifest["ref_numerics"]["autocast"]
-    assert run["data_args"]["enable_thinking"] == manifest["tokenization"]["enable_thinking"]
+    assert run["config"]["enable_thinking"] == manifest["tokenization"]["enable_thinking"]
 
 
 @pytest.mark.slow
