@@ -3,6 +3,7 @@
 Modules:
 
 - `o1_pruner.backends`: Generation backends for pre-sampling: one interface, a transformers implementation (CPU or GPU) and a vLLM one (GPU).
+- `o1_pruner.demo`: `o1-pruner demo` runs the five stages in rounds, the faithful recipe, the recommended variant and the paper's baselines on the toy overthinking model, and writes one report.
 - `o1_pruner.models`: One way to load, freeze, adapt and merge the models every stage trains or scores, and to say how their forward pass computes: model options, DeepSpeed configs by name, the launch check, LoRA and its one merge.
 - `o1_pruner.pipeline`: One recipe name runs the whole pipeline: the stage notebooks' configuration cell, and the demo's runner.
 - `o1_pruner.stages`: The table of the pipeline's stages: name -> the function its command runs. The CLI and `Pipeline` both use it.

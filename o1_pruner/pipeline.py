@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +112,13 @@ class Pipeline:
                  small:bool=False, # few problems and steps (tests, docs builds): pass `IN_TEST` in notebooks
                  model:str|Path|None=None, # start from this model instead of the recipe's (a later round's reference)
                  overrides:dict|None=None, # merged into the recipe (e.g. {"problems": {"seed": 1}})
+                 data_dir:str|Path|None=None, # where the generated problems are written (default `<root>/data`)
                 ):
         self.spec, self.small = _merge(load_pipeline(recipe, small), overrides or {}), small
         self.name = self.spec["name"]
         if root is None: root = tempfile.mkdtemp(prefix=f"o1-pruner-{self.name}-") if small else Path("runs", self.name)
         self.root, self._model = Path(root), model
+        self.data_dir = Path(data_dir) if data_dir is not None else self.root / "data"
 
     def __repr__(self): return f"Pipeline({self.name!r}, root={str(self.root)!r}, small={self.small})"
 
@@ -138,8 +141,8 @@ class Pipeline:
         return best if (best / "config.json").exists() else self.path("train", variant)
 
     def problem_files(self) -> dict[str, Path]:
-        "The recipe's generated problem sets, written once under `<root>/data` (none without `problems:`)."
-        return write_problems(self.root / "data", self.spec["problems"]) if self.spec.get("problems") else {}
+        "The recipe's generated problem sets, written once under `data_dir` (none without `problems:`)."
+        return write_problems(self.data_dir, self.spec["problems"]) if self.spec.get("problems") else {}
 
     def _resolve(self, value):
         "`@problems.<split>` (also inside `label=@problems.<split>`) as the path of that generated problem file."
@@ -255,8 +258,15 @@ class Pipeline:
         if self.spec.get("threads"):
             import torch
             torch.set_num_threads(int(self.spec["threads"]))
+        t0 = time.time()
         rc = run_stage(stage, args)
         if rc: raise RuntimeError(f"stage {stage!r} failed (exit code {rc}); its configuration: {conf}")
         self._marker(stage, tag).parent.mkdir(parents=True, exist_ok=True)
-        self._marker(stage, tag).write_text(json.dumps({"config": cfg}, default=str, indent=1))
+        self._marker(stage, tag).write_text(json.dumps({"config": cfg, "seconds": round(time.time() - t0, 1)},
+                                                       default=str, indent=1))
         return out
+
+    def seconds(self, stage:str, tag:str|None=None) -> float|None:
+        "Wall seconds of the finished run of `stage` (under `tag`), or None."
+        m = self._marker(stage, tag)
+        return json.loads(m.read_text()).get("seconds") if m.exists() else None
