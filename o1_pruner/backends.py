@@ -97,7 +97,7 @@ def count_thinking_tokens(token_ids: Sequence[int], # generated ids of one sampl
                           start_think_id: int|None=None, # id of `<think>`, to see if the model opened a block
                           opened_by_prompt: bool=False, # the chat template already opened `<think>`
                          ) -> int|None:
-    "Tokens of the thinking part: up to and including the first `</think>`; all if the block never closed; None if no block."
+    "Tokens of the thinking part: up to and including the first `</think>`; all if it never closed; None if no block."
     ids = list(token_ids)
     if end_think_id is not None and end_think_id in ids: return ids.index(end_think_id) + 1
     if opened_by_prompt or (start_think_id is not None and start_think_id in ids): return len(ids)
@@ -153,12 +153,14 @@ DTYPES = ("auto", "bfloat16", "float16", "float32", "bf16", "fp16", "fp32")   # 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto"):
     "(torch.device, torch.dtype): auto = CUDA with bf16 when available, else CPU with fp32."
     import torch
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(auto if device == "auto" else device)
     if dtype == "auto": dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     else:
         names = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
         dt = getattr(torch, names.get(dtype, dtype), None)
-        if not isinstance(dt, torch.dtype): raise ValueError(f"Unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32")
+        if not isinstance(dt, torch.dtype):
+            raise ValueError(f"Unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32")
     return dev, dt
 
 
@@ -166,7 +168,7 @@ class _StopStrings:
     "Stopping criterion: a row is done once its *generated* text (not the prompt) contains a stop string, as in vLLM."
     def __init__(self, tokenizer, stops: Sequence[str], prompt_width: int):
         self.tok, self.stops, self.width = tokenizer, list(stops), prompt_width
-        self.tail = 4 * max(len(s) for s in self.stops) + 4  # tokens to decode (byte-level tokens may be part of a character)
+        self.tail = 4 * max(len(s) for s in self.stops) + 4  # tokens to decode (a byte token may be part of a char)
 
     def __call__(self, input_ids, scores, **kw):
         import torch
@@ -191,17 +193,20 @@ class TransformersBackend(Backend):
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         if isinstance(model, (str, os.PathLike)):
             self.model_name = str(model)
-            model = AutoModelForCausalLM.from_pretrained(str(model), dtype=self.dtype, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(str(model), dtype=self.dtype,
+                                                         trust_remote_code=trust_remote_code)
         else:
             self.model_name = getattr(model, "name_or_path", type(model).__name__)
             if dtype == "auto": self.dtype = model.dtype  # a loaded model keeps its dtype unless told otherwise
             model = model.to(self.dtype)
         self.model = model.to(self.device).eval()
         if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or self.model_name), trust_remote_code=trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or self.model_name),
+                                                      trust_remote_code=trust_remote_code)
         self.tokenizer = tokenizer
         self.eos_ids = eos_token_ids(tokenizer, self.model.generation_config)
-        if not self.eos_ids: raise ValueError("Neither the model's generation_config nor the tokenizer defines an EOS token")
+        if not self.eos_ids:
+            raise ValueError("Neither the model's generation_config nor the tokenizer defines an EOS token")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.progress = batch_size, progress
@@ -256,7 +261,8 @@ class TransformersBackend(Backend):
                 for row, (L, i, _) in enumerate(batch):
                     ids[row, width - L:] = torch.tensor(prompt_ids[i])
                     mask[row, width - L:] = 1
-                seeds = [requests[i].seed if requests[i].seed is not None else derive_seed(params.seed, requests[i].key) for _, i, _ in batch]
+                seeds = [requests[i].seed if requests[i].seed is not None else derive_seed(params.seed, requests[i].key)
+                         for _, i, _ in batch]
                 torch.manual_seed(derive_seed(params.seed, *seeds, *(j for _, _, j in batch)))
                 gc = self._gen_config(params, params.max_tokens)
                 kw = {"stopping_criteria": [_StopStrings(tok, params.stop, width)]} if params.stop else {}
@@ -286,7 +292,8 @@ def vllm_available() -> bool:
 
 def pick_backend(name: str = "auto") -> str:
     "Resolve `auto` to `vllm` (importable and CUDA present) or `transformers`."
-    if name not in ("auto", "vllm", "transformers"): raise ValueError(f"Unknown backend {name!r}; use auto, vllm or transformers")
+    if name not in ("auto", "vllm", "transformers"):
+        raise ValueError(f"Unknown backend {name!r}; use auto, vllm or transformers")
     if name == "auto": return "vllm" if vllm_available() else "transformers"
     return name
 
@@ -327,7 +334,7 @@ def completions_from_request_output(output, # an object shaped like vllm.Request
 
 
 class VLLMBackend(Backend):
-    "vLLM offline engine: one request per problem with `SamplingParams(n=K)` so the K samples share the prompt's KV cache."
+    "vLLM offline engine: one request per problem with `SamplingParams(n=K)`: K samples share the prompt's KV cache."
     name = "vllm"
 
     def __init__(self, model: str, # hub name or local folder
@@ -368,11 +375,14 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
         for chunk in chunk_requests(requests, self.batch_size):
             # token ids, not text: the chat template already holds any BOS, and vLLM would add another
-            prompts = [{"prompt_token_ids": self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]} for r in chunk]
-            sps = [SamplingParams(**vllm_sampling_kwargs(params, r.n, r.seed if r.seed is not None else derive_seed(params.seed, r.key)))
+            prompts = [{"prompt_token_ids": self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]}
+                       for r in chunk]
+            sps = [SamplingParams(**vllm_sampling_kwargs(
+                       params, r.n, r.seed if r.seed is not None else derive_seed(params.seed, r.key)))
                    for r in chunk]
             outs = self.llm.generate(prompts, sps, use_tqdm=self.progress)
-            yield [(r, j, c) for r, o in zip(chunk, outs) for j, c in enumerate(completions_from_request_output(o, self.eos_texts))]
+            yield [(r, j, c) for r, o in zip(chunk, outs)
+                   for j, c in enumerate(completions_from_request_output(o, self.eos_texts))]
 
 
 def make_backend(name: str, model, tokenizer=None, **kw) -> Backend:

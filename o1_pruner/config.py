@@ -63,7 +63,7 @@ def list_recipes(prefix: str = "") -> list[str]:
 def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """Load a YAML recipe by shipped name (`marco-o1-sample`) or by file path."""
     path = Path(name_or_path)
-    if not path.exists() and path.suffix.lower() not in (".yaml", ".yml"):  # names may hold dots (r1-distill-1.5b-sample)
+    if not path.exists() and path.suffix.lower() not in (".yaml", ".yml"):  # names hold dots (r1-distill-1.5b-sample)
         path = RECIPE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise ConfigError(f"Recipe {name_or_path!r} not found: not a file, and not one of the shipped recipes "
@@ -126,7 +126,8 @@ def parse_config(dc_types: Sequence[type], argv: Sequence[str] | None = None, pr
     for action in parser._actions:   # argparse formats help with %: a literal % in a help text would crash --help
         if action.help: action.help = re.sub(r"%(?!\()", "%%", action.help)
     parser.add_argument("--config", "--recipe", dest="_recipe", default=None,
-                        help=f"YAML recipe: a file, or a shipped name ({', '.join(list_recipes()) or 'none'}); flags override it")
+                        help=f"YAML recipe: a file, or a shipped name ({', '.join(list_recipes()) or 'none'}); "
+                             "flags override it")
     if recipe:
         parser.set_defaults(**recipe)
         for action in parser._actions:

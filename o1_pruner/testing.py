@@ -240,7 +240,7 @@ def real_model_pipeline(root:str|Path, # run folder
                         k:int=4, # samples per problem
                         limit:int=4, # built-in GSM8K test problems
                         max_tokens:int=160, # generation budget
-                        deepspeed:bool=True, # train with the Marco-o1 recipe under torchrun + ZeRO-3 (bf16), else plainly
+                        deepspeed:bool=True, # Marco-o1 recipe under torchrun + ZeRO-3 (bf16), else plain
                         evaluate:bool=True, # run stage 5 (base vs pruned)
                        ) -> dict:
     "All five stages on a real model through the CLIs and the Marco-o1 recipes (CPU overrides only); outputs + seconds."
@@ -265,8 +265,9 @@ def real_model_pipeline(root:str|Path, # run folder
           nproc=1 if deepspeed else None)
     if evaluate:
         stage("evaluate", "evaluate", "--models", f"base={model}", f"pruned={root / 'checkpoint'}", "--datasets",
-              "gsm8k-test", "--limit", limit, "--max_tokens", max_tokens, "--backend", "transformers", "--device", "cpu",
-              "--dtype", "float32", "--batch_size", 8, "--system", "marco", "--output_dir", root / "eval")
+              "gsm8k-test", "--limit", limit, "--max_tokens", max_tokens, "--backend", "transformers",
+              "--device", "cpu", "--dtype", "float32", "--batch_size", 8, "--system", "marco",
+              "--output_dir", root / "eval")
     out["seconds"] = secs
     out["train"] = json.loads((root / "checkpoint" / "o1_pruner_train.json").read_text())
     out["manifest"] = json.loads((root / "rewarded" / "manifest.json").read_text())
