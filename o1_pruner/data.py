@@ -1,4 +1,4 @@
-"""Load math problems from the Hub, local files or the built-in test sets into one schema, and build the prompts the paper used.
+"""Load math problems from the Hub, local files or the built-in test sets into one schema; build the paper's prompts.
 
 Docs: https://o1-pruner.github.io/o1-pruner/data.html.md"""
 
@@ -147,7 +147,8 @@ def normalize_row(row:dict, # one raw record
     if not isinstance(answer, str) or not answer.strip():
         if af is not None or any(n in row for n in ANSWER_FIELDS):
             raise MissingAnswer(f"{origin}: row {index} has an empty gold answer; its fields are {fields}")
-        want = f"field {answer_field!r}" if answer_field else f"one of {list(ANSWER_FIELDS)} or a \\boxed{{}} in the solution"
+        want = (f"field {answer_field!r}" if answer_field
+                else f"one of {list(ANSWER_FIELDS)} or a \\boxed{{}} in the solution")
         raise DataError(f"{origin}: row {index} has no gold answer ({want}); its fields are {fields}. "
                         "Pass answer_field= to name the field.")
     _, rid = _pick(row, ID_FIELDS)
@@ -181,17 +182,20 @@ def _read_records(path:Path) -> list[dict]:
     if suffix == ".json":
         try: data = json.loads(_text(path))
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); JSONL files need the .jsonl suffix") from None
+            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
+                            "JSONL files need the .jsonl suffix") from None
         if isinstance(data, dict):
             lists = [v for v in data.values() if isinstance(v, list)]
-            if len(lists) != 1: raise DataError(f"{path}: a JSON object must hold exactly one list of rows, found keys {sorted(data)}")
+            if len(lists) != 1:
+                raise DataError(f"{path}: a JSON object must hold exactly one list of rows, found keys {sorted(data)}")
             data = lists[0]
         if not isinstance(data, list): raise DataError(f"{path}: expected a list of rows, got {type(data).__name__}")
         return data
     if suffix in (".parquet", ".csv"):
         import pandas as pd
         try: df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception as e: raise DataError(f"{path}: cannot be read as {suffix[1:]} ({type(e).__name__}: {e})") from None
+        except Exception as e:
+            raise DataError(f"{path}: cannot be read as {suffix[1:]} ({type(e).__name__}: {e})") from None
         return df.to_dict("records")
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .json, .jsonl, .csv or .parquet")
 
@@ -245,7 +249,8 @@ def load_problems(source:str|Path, # built-in name, local file/folder, or Huggin
             skipped.append(str(e))
     if skipped:
         import warnings
-        warnings.warn(f"{origin}: skipped {len(skipped)} of {len(records)} rows that could not be mapped; first: {skipped[0]}")
+        warnings.warn(f"{origin}: skipped {len(skipped)} of {len(records)} rows that could not be mapped; "
+                      f"first: {skipped[0]}")
     if not rows: raise DataError(f"{origin}: no usable rows")
     ids = [r["id"] for r in rows]
     if len(set(ids)) != len(ids):

@@ -41,12 +41,15 @@ class ModelArguments:
         "help": "full | freeze | lora", "choices": ["full", "freeze", "lora"]})
     freeze_trainable_layers: int = field(default=2, metadata={"help": "freeze: train only the last N decoder layers"})
     freeze_train_head: bool = field(default=False, metadata={
-        "help": "freeze: also train the final norm and lm_head (with tied embeddings this trains the input embeddings too)"})
+        "help": "freeze: also train the final norm and lm_head "
+                "(with tied embeddings this trains the input embeddings too)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names, or all-linear"})
-    merge_lora: bool = field(default=False, metadata={"help": "lora: also write a merged full model to <output_dir>/merged"})
+    lora_target_modules: str = field(default="all-linear",
+                                     metadata={"help": "comma-separated module names, or all-linear"})
+    merge_lora: bool = field(default=False,
+                             metadata={"help": "lora: also write a merged full model to <output_dir>/merged"})
     attn_implementation: str|None = field(default=None, metadata={
         "help": "eager | sdpa | flash_attention_2 ... (default: the rewarded dataset's, else the model's)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code"})
@@ -137,7 +140,8 @@ def apply_lora(model, # causal LM
               ):
     "Wrap `model` with peft LoRA adapters."
     from peft import LoraConfig, get_peft_model
-    tm = target_modules if target_modules == "all-linear" else [t.strip() for t in target_modules.split(",") if t.strip()]
+    tm = (target_modules if target_modules == "all-linear"
+          else [t.strip() for t in target_modules.split(",") if t.strip()])
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=tm,
                                             task_type="CAUSAL_LM"))
 
@@ -184,7 +188,8 @@ class TrainingConfig(TrainingArguments):
     def __post_init__(self):
         errs = []
         check_range(errs, "learning_rate", self.learning_rate, 0, lo_open=True)
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"): check_range(errs, name, getattr(self, name), 1)
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+            check_range(errs, name, getattr(self, name), 1)
         for name in ("max_grad_norm", "weight_decay", "warmup_steps", "num_train_epochs"):
             check_range(errs, name, getattr(self, name), 0)
         check_range(errs, "max_steps", self.max_steps, -1)
@@ -246,7 +251,8 @@ def resume_point(output_dir:str|Path, # the run's folder
                 ) -> str|None:
     "The checkpoint to resume from (None: start at step 0); a ConfigError for a changed run or a missing checkpoint."
     out, r = Path(output_dir), none(resume)
-    if isinstance(r, str) and r.lower() in ("true", "false", "1", "0", "yes", "no"): r = r.lower() in ("true", "1", "yes")
+    if isinstance(r, str) and r.lower() in ("true", "false", "1", "0", "yes", "no"):
+        r = r.lower() in ("true", "1", "yes")
     if r not in (None, True, False):
         if not (Path(r) / "trainer_state.json").exists():
             raise ConfigError(f"--resume_from_checkpoint {r}: not a checkpoint folder (no trainer_state.json)")

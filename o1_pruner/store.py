@@ -173,7 +173,8 @@ def init(self, spec:dict, # what the samples depend on (see `fingerprint`)
     except FileExistsError: pass
     finally: tmp.unlink()
     old = self.meta
-    if old.get("format") != STORE_FORMAT: raise StoreMismatch(f"{self.meta_path} is not a sample store ({old.get('format')!r})")
+    if old.get("format") != STORE_FORMAT:
+        raise StoreMismatch(f"{self.meta_path} is not a sample store ({old.get('format')!r})")
     if old["fingerprint"] != new["fingerprint"]:
         lines = "\n".join(f"  {k}: stored {a!r}, requested {b!r}" for k, (a, b) in spec_diff(old["spec"], spec).items())
         raise StoreMismatch(f"The sample store {self.path} was built with a different configuration:\n{lines}\n"
@@ -213,7 +214,8 @@ def index(self) -> dict[str, dict]:
     "Per problem id: the sample indices present, and its stored problem text and prompt (to plan a rerun)."
     idx = {}
     for r in self.iter_records():
-        e = idx.setdefault(r["problem_id"], {"sample_idxs": set(), "problem": r.get("problem"), "prompt": r.get("prompt")})
+        e = idx.setdefault(r["problem_id"],
+                           {"sample_idxs": set(), "problem": r.get("problem"), "prompt": r.get("prompt")})
         e["sample_idxs"].add(r["sample_idx"])
     return idx
 
@@ -287,16 +289,18 @@ def _records(source, report:dict) -> list[dict]:
 # %% ../nbs/02_store.ipynb #2658cfe7
 def load_samples(source, # a store folder / JSONL file, a SampleStore, a DataFrame or a datasets.Dataset
                 ) -> pd.DataFrame:
-    "All samples as a validated DataFrame (one row per problem_id, sample_idx); skips counted in `.attrs['load_report']`."
+    "All samples as a validated DataFrame (a row per problem_id, sample_idx); skips counted in `.attrs['load_report']`."
     report: dict[str, Any] = {}
     if isinstance(source, pd.DataFrame): df, name = source.copy(), "DataFrame"
     elif isinstance(source, (str, os.PathLike, SampleStore)):
         df, name = pd.DataFrame(_records(source, report)), str(getattr(source, "path", source))
     elif hasattr(source, "to_pandas"): df, name = source.to_pandas(), type(source).__name__
-    else: raise TypeError(f"load_samples: expected a store folder, SampleStore, DataFrame or Dataset, got {type(source).__name__}")
+    else: raise TypeError("load_samples: expected a store folder, SampleStore, DataFrame or Dataset, "
+                          f"got {type(source).__name__}")
     if len(df) == 0: df = pd.DataFrame(columns=list(REQUIRED_COLUMNS) + list(OPTIONAL_DEFAULTS))
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing: raise ValueError(f"{name}: samples lack required field(s) {missing}; found {sorted(map(str, df.columns))}")
+    if missing:
+        raise ValueError(f"{name}: samples lack required field(s) {missing}; found {sorted(map(str, df.columns))}")
     for c, d in OPTIONAL_DEFAULTS.items():
         if c not in df.columns: df[c] = d
     bad = df[list(REQUIRED_COLUMNS)].isna().any(axis=1)

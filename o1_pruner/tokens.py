@@ -81,7 +81,7 @@ def pack(examples:list[dict], # tokenised rows: input_ids, response_mask
          pad_id:int, # padding token id (only when rounding up)
          pad_to_multiple_of:int|None=None, # round the row's length up to a multiple of this
         ) -> dict:
-    "One row of all `examples`, no padding: input_ids, position_ids (restarting per sequence), seq_index, response_mask."
+    "One row of all `examples`, no padding: input_ids, position_ids (restart per sequence), seq_index, response_mask."
     ids, pos, seq, rm = [], [], [], []
     for i, e in enumerate(examples):
         n = len(e["input_ids"])

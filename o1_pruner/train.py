@@ -97,7 +97,8 @@ def check_token_hashes(ds:datasets.Dataset, # tokenised rows with `_hash` (here)
     if not bad: return
     diff = {k: (v, now.get(k)) for k, v in (scored or {}).items() if k != "tokenizer" and now.get(k) != v}
     what = (", ".join(f"{k}: {a!r} when scored, {b!r} now" for k, (a, b) in diff.items()) if diff else
-            f"no recorded setting differs (tokenizer {(scored or {}).get('tokenizer')!r} then, {now.get('tokenizer')!r} now)")
+            f"no recorded setting differs (tokenizer {(scored or {}).get('tokenizer')!r} then, "
+            f"{now.get('tokenizer')!r} now)")
     raise TrainDataError(f"{name}: {len(bad)} of {len(ds)} rows tokenize to other ids than when their ref_logp was "
                          f"scored (first: row {bad[0]}); {what}. Train with the dataset's settings (the defaults), "
                          "rebuild the dataset with these settings, or use --ref_source online.")
@@ -112,7 +113,7 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
                              enable_thinking:bool|None=None, # chat-template option, as when the dataset was scored
                              scored_with:dict|None=None, # the manifest's `tokenization` (names a changed setting)
                             ) -> datasets.Dataset:
-    "Tokenise a rewarded dataset into input_ids/response_mask/length/advantage/ref_logp rows; drop (and report) empty rows."
+    "Tokenise a rewarded dataset to input_ids/response_mask/length/advantage/ref_logp rows; drop and report empty rows."
     missing = [c for c in REQUIRED_COLUMNS + (("ref_logp",) if need_ref_logp else ()) if c not in ds.column_names]
     if missing:
         hint = " (or train with ref_source='online')" if missing == ["ref_logp"] else ""
@@ -128,10 +129,12 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
                 num_proc=num_proc, desc="tokenising")
     n_before = len(ds)
     ds = ds.filter(lambda n: n > 1, input_columns="n_tokens_trained")
-    if len(ds) < n_before: print(f"{name}: dropped {n_before - len(ds)} of {n_before} rows whose prompt fills cutoff_len={cutoff_len}")
+    if len(ds) < n_before:
+        print(f"{name}: dropped {n_before - len(ds)} of {n_before} rows whose prompt fills cutoff_len={cutoff_len}")
     if len(ds) == 0: raise TrainDataError(f"{name}: no rows left to train on (cutoff_len={cutoff_len} too small?)")
     bad_adv = [i for i, a in zip(ds["_row"], ds["advantage"]) if a is None or not math.isfinite(a)]
-    if bad_adv: raise TrainDataError(f"{name}: {len(bad_adv)} rows with missing/non-finite advantage, first row {bad_adv[0]}")
+    if bad_adv:
+        raise TrainDataError(f"{name}: {len(bad_adv)} rows with missing/non-finite advantage, first row {bad_adv[0]}")
     if need_ref_logp:
         bad = [i for i, r in zip(ds["_row"], ds["ref_logp"]) if r is None or not math.isfinite(r)]
         if bad: raise TrainDataError(f"{name}: {len(bad)} rows with missing/non-finite ref_logp, first row {bad[0]}")
@@ -141,14 +144,14 @@ def prepare_rewarded_dataset(ds:datasets.Dataset, # rewarded dataset (stage 3)
             mism = [(i, a, b) for i, a, b in zip(ds["_row"], ds["n_tokens_trained"], ds["n_response_tokens"]) if a != b]
             if mism:
                 raise TrainDataError(f"{name}: {len(mism)} rows where the response has {mism[0][1]} tokens here but "
-                                     f"n_response_tokens={mism[0][2]} in the dataset (first: row {mism[0][0]}); its ref_logp "
-                                     "was computed with another tokenizer or cutoff. Use the dataset's cutoff_len, rebuild "
-                                     "the dataset, or ref_source='online'.")
+                                     f"n_response_tokens={mism[0][2]} in the dataset (first: row {mism[0][0]}); its "
+                                     "ref_logp was computed with another tokenizer or cutoff. Use the dataset's "
+                                     "cutoff_len, rebuild the dataset, or ref_source='online'.")
     return ds
 
 # %% ../nbs/08_finetune.ipynb #314b0912
 def _rule_shortest_within_tolerance(history:list[dict], tolerance:float=0.0, baseline:float|None=None):
-    "Index of the shortest evaluation whose accuracy >= baseline (default: the first entry's) - tolerance; else the most accurate."
+    "Index of the shortest evaluation with accuracy >= baseline (default: first's) - tolerance, else the most accurate."
     base = history[0]["accuracy"] if baseline is None else baseline
     ok = [i for i, h in enumerate(history) if h["accuracy"] >= base - tolerance - 1e-12]
     if not ok: return _rule_best_accuracy(history)
@@ -183,7 +186,8 @@ class O1PrunerConfig(TrainingConfig):
     )
     ratio_type: str = field(
         default="mean",
-        metadata={"help": "mean (ratio of length-normalised probabilities, the reference code's) | sum (whole sequence)",
+        metadata={"help": "mean (ratio of length-normalised probabilities, the reference code's) | "
+                          "sum (whole sequence)",
                   "choices": list(RATIO_TYPES)},
     )
     kl_coef: float = field(
@@ -201,8 +205,9 @@ class O1PrunerConfig(TrainingConfig):
     # Reference
     ref_source: str = field(
         default="dataset",
-        metadata={"help": "dataset (ref_logp scored once by build-dataset) | online (a frozen reference runs every step, "
-                          "as the reference code; a LoRA policy with its adapter disabled)", "choices": list(REF_SOURCES)},
+        metadata={"help": "dataset (ref_logp scored once by build-dataset) | online (a frozen reference runs every "
+                          "step, as the reference code; a LoRA policy with its adapter disabled)",
+                  "choices": list(REF_SOURCES)},
     )
     ref_model_name_or_path: str|None = field(
         default=None,
@@ -277,7 +282,8 @@ class O1PrunerConfig(TrainingConfig):
     )
     select_baseline_accuracy: float|None = field(
         default=None,
-        metadata={"help": "compare with this accuracy instead of step 0's (iterative rounds: the original reference's)"},
+        metadata={"help": "compare with this accuracy instead of step 0's "
+                          "(iterative rounds: the original reference's)"},
     )
 
     def __post_init__(self):
@@ -288,9 +294,11 @@ class O1PrunerConfig(TrainingConfig):
         if not 0 < self.clip_eps < 1: errs.append(f"clip_eps must be in (0, 1), got {self.clip_eps}")
         for name in ("kl_coef", "sft_anchor_coef", "select_tolerance", "select_eval_steps"):
             check_range(errs, name, getattr(self, name), 0)
-        for name in ("select_limit", "select_max_tokens", "select_batch_size"): check_range(errs, name, getattr(self, name), 1)
+        for name in ("select_limit", "select_max_tokens", "select_batch_size"):
+            check_range(errs, name, getattr(self, name), 1)
         self.select_system, self.select_dataset = none(self.select_system), none(self.select_dataset)
-        if self.cutoff_len is not None and self.cutoff_len < 2: errs.append(f"cutoff_len must be >= 2, got {self.cutoff_len}")
+        if self.cutoff_len is not None and self.cutoff_len < 2:
+            errs.append(f"cutoff_len must be >= 2, got {self.cutoff_len}")
         if self.logprob_chunk_size < 1: errs.append(f"logprob_chunk_size must be >= 1, got {self.logprob_chunk_size}")
         if errs: raise ValueError("; ".join(errs))
 
@@ -316,7 +324,8 @@ def _prepare_ref_for_deepspeed(ref_model, accelerator):
               "gradient_accumulation_steps": 1, "zero_optimization": {"stage": 3 if stage == 3 else 0}}
     for k in ("bf16", "fp16"):
         if isinstance(cfg.get(k), dict) and cfg[k].get("enabled") is True: ds_cfg[k] = {"enabled": True}
-    if stage == 3: ds_cfg["zero_optimization"].update(stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
+    if stage == 3:
+        ds_cfg["zero_optimization"].update(stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
     engine, *_ = deepspeed.initialize(model=ref_model, config=ds_cfg)
     engine.eval()
     return engine
@@ -352,7 +361,8 @@ class O1PrunerTrainer(Trainer):
                              processing_class=processing_class, **kwargs)
         self.model_accepts_loss_kwargs = False   # older Trainers skip the grad-accum division when this is True
         self.ref_source, self.ref_model = args.ref_source, None
-        if args.ref_source == "online" and ref_model is None and not hasattr(unwrap_model(self.model), "disable_adapter"):
+        if (args.ref_source == "online" and ref_model is None
+                and not hasattr(unwrap_model(self.model), "disable_adapter")):
             ref_model = load_causal_lm(args.ref_model_name_or_path or name, attn_implementation=getattr(
                 unwrap_model(self.model).config, "_attn_implementation", None))
         if args.ref_source == "online" and ref_model is not None:
@@ -392,9 +402,11 @@ class O1PrunerTrainer(Trainer):
         m = self.args
         ref = self._online_ref_logp(model, inputs) if self.ref_source == "online" else inputs["ref_logp"]
         mean_lp, sum_lp, n = self._logprobs(model, inputs)
-        loss, metrics = o1_pruner_loss(mean_lp, sum_lp, n, ref.to(mean_lp.device), inputs["advantage"].to(mean_lp.device),
-                                       loss_type=m.loss_type, clip_eps=m.clip_eps, ratio_type=m.ratio_type, kl_coef=m.kl_coef,
-                                       sft_anchor_coef=m.sft_anchor_coef, clamp_negative_advantages=m.clamp_negative_advantages)
+        loss, metrics = o1_pruner_loss(mean_lp, sum_lp, n, ref.to(mean_lp.device),
+                                       inputs["advantage"].to(mean_lp.device), loss_type=m.loss_type,
+                                       clip_eps=m.clip_eps, ratio_type=m.ratio_type, kl_coef=m.kl_coef,
+                                       sft_anchor_coef=m.sft_anchor_coef,
+                                       clamp_negative_advantages=m.clamp_negative_advantages)
         if model.training:
             am = inputs["seq_index"] >= 0 if "seq_index" in inputs else inputs["attention_mask"]
             adv = inputs["advantage"].float()
@@ -415,7 +427,8 @@ class O1PrunerTrainer(Trainer):
         "Add the O1-Pruner metrics (averaged since the last log, across processes) to the Trainer's logs."
         if "loss" in logs and self._acc:
             keys = sorted(self._acc)
-            vals = torch.tensor([[self._acc[k][0], self._acc[k][1]] for k in keys], dtype=torch.float64, device=self.args.device)
+            vals = torch.tensor([[self._acc[k][0], self._acc[k][1]] for k in keys], dtype=torch.float64,
+                                device=self.args.device)
             if self.args.world_size > 1: vals = self.accelerator.reduce(vals, reduction="sum")
             d = {k: (v[0] / max(v[1], 1)).item() for k, v in zip(keys, vals)}
             now = time.perf_counter()
@@ -435,9 +448,10 @@ class CheckpointSelectionCallback(TrainerCallback):
                  tolerance:float=0.0, # allowed accuracy drop below the baseline
                  val_dataset=None, # passed through to eval_fn
                  save:bool=True, # save the selected model to <output_dir>/best
-                 baseline_accuracy:float|None=None, # compare with this instead of the step-0 evaluation (e.g. the original reference's)
+                 baseline_accuracy:float|None=None, # compare with this, not step 0's (e.g. the original reference's)
                 ):
-        self.eval_fn, self.eval_steps, self.tolerance, self.val_dataset, self.save = eval_fn, eval_steps, tolerance, val_dataset, save
+        self.eval_fn, self.eval_steps, self.tolerance = eval_fn, eval_steps, tolerance
+        self.val_dataset, self.save = val_dataset, save
         self.baseline_accuracy = baseline_accuracy
         self.rule = SELECT_RULES[rule] if isinstance(rule, str) else rule
         self.history, self.best, self.trainer = [], None, None
@@ -469,10 +483,12 @@ class CheckpointSelectionCallback(TrainerCallback):
         if not self.history: self._evaluate(args, state, model, processing_class)
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
-        if self.eval_steps and state.global_step % self.eval_steps == 0: self._evaluate(args, state, model, processing_class)
+        if self.eval_steps and state.global_step % self.eval_steps == 0:
+            self._evaluate(args, state, model, processing_class)
 
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kw):
-        if not self.history or self.history[-1]["step"] != state.global_step: self._evaluate(args, state, model, processing_class)
+        if not self.history or self.history[-1]["step"] != state.global_step:
+            self._evaluate(args, state, model, processing_class)
 
 # %% ../nbs/08_finetune.ipynb #4bf269ee
 def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages, gold answer) pairs
@@ -488,9 +504,11 @@ def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages
         try:
             for s in range(0, len(problems), batch_size):
                 chunk = problems[s:s + batch_size]
-                prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m, _ in chunk]
+                prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                           for m, _ in chunk]
                 enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id)
                 for (_, gold), seq in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
                     n = int((seq != tokenizer.pad_token_id).sum())
                     text = tokenizer.decode(seq, skip_special_tokens=True)
@@ -502,11 +520,15 @@ def greedy_eval_fn(problems:Sequence[tuple[list[dict], str]], # (prompt messages
 # %% ../nbs/08_finetune.ipynb #478b4371
 def _load_rewarded(path):
     p = Path(path)
-    if not p.exists(): raise TrainDataError(f"rewarded dataset {p} does not exist; build it with `o1-pruner build-dataset`")
+    if not p.exists():
+        raise TrainDataError(f"rewarded dataset {p} does not exist; build it with `o1-pruner build-dataset`")
     try: ds = datasets.load_from_disk(str(p))
-    except Exception as e: raise TrainDataError(f"{p} is not a saved `datasets` folder ({e}); build it with `o1-pruner build-dataset`") from e
+    except Exception as e:
+        raise TrainDataError(f"{p} is not a saved `datasets` folder ({e}); "
+                             "build it with `o1-pruner build-dataset`") from e
     if isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds: raise TrainDataError(f"{p} holds splits {list(ds)}, expected a Dataset or a 'train' split")
+        if "train" not in ds:
+            raise TrainDataError(f"{p} holds splits {list(ds)}, expected a Dataset or a 'train' split")
         ds = ds["train"]
     mf = p / "manifest.json"
     manifest = json.loads(mf.read_text()) if mf.exists() else None
@@ -519,10 +541,12 @@ def split_by_problem(ds:datasets.Dataset, # rewarded dataset
                     ) -> tuple[datasets.Dataset, datasets.Dataset|None]:
     "Hold out whole problems (by `problem_id`) for validation."
     if not val_size: return ds, None
-    if "problem_id" not in ds.column_names: raise TrainDataError("val_size needs a problem_id column to split by problem")
+    if "problem_id" not in ds.column_names:
+        raise TrainDataError("val_size needs a problem_id column to split by problem")
     pids = sorted(set(ds["problem_id"]), key=str)
     n_val = int(round(val_size * len(pids))) if val_size < 1 else int(val_size)
-    if not 0 < n_val < len(pids): raise TrainDataError(f"val_size={val_size} gives {n_val} of {len(pids)} problems for validation")
+    if not 0 < n_val < len(pids):
+        raise TrainDataError(f"val_size={val_size} gives {n_val} of {len(pids)} problems for validation")
     val = set(random.Random(seed).sample(pids, n_val))
     is_val = [p in val for p in ds["problem_id"]]
     return (ds.select([i for i, v in enumerate(is_val) if not v]), ds.select([i for i, v in enumerate(is_val) if v]))
@@ -538,7 +562,7 @@ def from_manifest(model_args:ModelArguments, # model options (attention unset: t
                   config:O1PrunerConfig, # training options (cutoff, enable_thinking unset: the dataset's)
                   manifest:dict|None, # the rewarded dataset's manifest.json
                  ) -> tuple[ModelArguments, O1PrunerConfig]:
-    "(model_args, config) with the unset cutoff, enable_thinking and attention taken from a rewarded dataset's manifest."
+    "(model_args, config) with the unset cutoff, enable_thinking and attention from a rewarded dataset's manifest."
     tok, num = (manifest or {}).get("tokenization") or {}, (manifest or {}).get("ref_numerics") or {}
     cutoff = config.cutoff_len or tok.get("cutoff") or (manifest or {}).get("cutoff") or 3072
     thinking = config.enable_thinking if config.enable_thinking is not None else tok.get("enable_thinking")
@@ -557,8 +581,9 @@ def check_numerics(scored:dict|None, # the dataset's `ref_numerics`
     what = ", ".join(f"{k}: {a} when scored, {b} now" for k, (a, b) in diff.items())
     fix = f"--dtype {now['dtype']} --autocast {now['autocast']}" + (
         f" --attn_implementation {now['attn_implementation']}" if now.get("attn_implementation") else "")
-    raise TrainDataError(f"{name}: its ref_logp was computed with other numerics than this training's forward ({what}), "
-                         f"so step 0's ratio would not be 1. Rebuild it with `o1-pruner build-dataset ... {fix}`, "
+    raise TrainDataError(f"{name}: its ref_logp was computed with other numerics than this training's forward "
+                         f"({what}), so step 0's ratio would not be 1. "
+                         f"Rebuild it with `o1-pruner build-dataset ... {fix}`, "
                          "train with the dataset's settings, or pass --check_ref_numerics false.")
 
 # %% ../nbs/08_finetune.ipynb #38968fac
@@ -578,7 +603,8 @@ def _selection_callback(config:O1PrunerConfig, eval_fn:Callable|None, val_ds):
 def _write_info(trainer, model_args, data_args, config, manifest, n_rows:int):
     "Save the tokenizer and `o1_pruner_train.json` (settings, numerics, steps, log history) beside the model."
     trainer.processing_class.save_pretrained(config.output_dir)
-    info = {"method": config.method, "model_args": dataclasses.asdict(model_args), "data_args": dataclasses.asdict(data_args),
+    info = {"method": config.method, "model_args": dataclasses.asdict(model_args),
+            "data_args": dataclasses.asdict(data_args),
             "config": {f.name: getattr(config, f.name) for f in dataclasses.fields(O1PrunerConfig)
                        if f.name not in {g.name for g in dataclasses.fields(TrainingConfig)} or f.name in (
                        "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
@@ -613,9 +639,9 @@ def train_o1_pruner(model_args:ModelArguments, # the policy and its fine-tuning 
     attn = unwrap_model(model).config._attn_implementation
     if check_ref: check_numerics(manifest.get("ref_numerics"), training_numerics(config, attn), data_args.dataset_dir)
     if config.packing and not str(attn).startswith("flash_attention"):
-        warnings.warn(f"--packing with attn_implementation={attn}: attention runs over the whole packed row (quadratic in "
-                      "its length; 0.37x the padded tokens/s on the toy, bench/results/packing_cpu.md); packing pays off "
-                      "with flash_attention_2")
+        warnings.warn(f"--packing with attn_implementation={attn}: attention runs over the whole packed row "
+                      "(quadratic in its length; 0.37x the padded tokens/s on the toy, bench/results/packing_cpu.md); "
+                      "packing pays off with flash_attention_2")
     scored = (manifest or {}).get("tokenization")
     with config.main_process_first(desc="tokenising"):
         train_tok = _tokenised(train_ds, tokenizer, config, f"{data_args.dataset_dir} (train)", scored)
@@ -645,7 +671,7 @@ def manifest_precision(dataset_dir:str|Path) -> str|None:
 
 # %% ../nbs/08_finetune.ipynb #c67f3083
 def train_cli(argv:Sequence[str]|None=None) -> int:
-    "`o1-pruner train`: fine-tune from a rewarded dataset (recipe YAML + flags, including every TrainingArguments flag)."
+    "`o1-pruner train`: fine-tune from a rewarded dataset (recipe YAML + flags, every TrainingArguments flag included)."
     argv = list(sys.argv[1:] if argv is None else argv)
     types = [ModelArguments, DataArguments, O1PrunerConfig]
     try: model_args, data_args, config = parse_config(types, argv, prog="o1-pruner train",
@@ -653,7 +679,8 @@ def train_cli(argv:Sequence[str]|None=None) -> int:
     except FileNotFoundError as e: raise ConfigError(str(e)) from e
     if not model_args.model_name_or_path: raise ConfigError("--model_name_or_path is required")
     if not data_args.dataset_dir: raise ConfigError("--dataset_dir is required")
-    if config.method != "o1-pruner": raise ConfigError(f"unknown --method {config.method!r}: o1-pruner, sft-shortest, dpo")
+    if config.method != "o1-pruner":
+        raise ConfigError(f"unknown --method {config.method!r}: o1-pruner, sft-shortest, dpo")
     half = manifest_precision(data_args.dataset_dir)
     if half and not (config.bf16 or config.fp16) and config.ref_source == "dataset":
         print(f"train: --{half} true, as the dataset's ref_logp was scored in {half}")
