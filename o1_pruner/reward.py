@@ -1,4 +1,4 @@
-"""Stage 3: turn a sample store into a rewarded training set (R, clip, z-score), with the tokenization and reference log-probs that training uses.
+"""Stage 3: turn a sample store into a rewarded training set (R, clip, z-score), tokenized, with reference log-probs.
 
 Docs: https://o1-pruner.github.io/o1-pruner/reward.html.md"""
 
@@ -64,7 +64,8 @@ def length_harmonizing_rewards(lengths:Sequence[float], # token lengths L(y) of 
     if not lengths: raise ValueError("need at least 1 sample to compute rewards, got 0")
     for i, L in enumerate(lengths):
         if L is None or not math.isfinite(float(L)) or float(L) <= 0:
-            raise ValueError(f"sample {i} has length {L!r}; lengths must be positive (a zero-length sample has no reward)")
+            raise ValueError(f"sample {i} has length {L!r}; lengths must be positive "
+                             "(a zero-length sample has no reward)")
     L, A = np.asarray(lengths, dtype=np.float64), np.asarray(correct, dtype=np.float64)
     return harmonizing_reward(L, A, L.mean(), A.mean(), lam).tolist()
 
@@ -76,19 +77,42 @@ LENGTH_FIELDS = ("num_tokens", "thinking_tokens")
 @dataclass
 class RewardConfig:
     "How a sample store becomes a rewarded training set (defaults: the reference code)."
-    lam: float = field(default=2.0, metadata={"help": "lambda (alpha in the reference code): weight of the accuracy term; paper 2 Marco-o1, 5 QwQ"})
-    samples_per_problem: int|None = field(default=2, metadata={"help": "m samples kept per problem, chosen at random after rewards are computed over all K; 0/None = all"})
+    lam: float = field(
+        default=2.0,
+        metadata={"help": "lambda (alpha in the reference code): weight of the accuracy term; paper 2 Marco-o1, 5 QwQ"})
+    samples_per_problem: int|None = field(
+        default=2,
+        metadata={"help": "m samples kept per problem, chosen at random after rewards are computed over all K; "
+                          "0/None = all"})
     seed: int = field(default=0, metadata={"help": "seed of the random choice of m samples"})
     clip: bool = field(default=True, metadata={"help": "clip raw rewards to [clip_low, clip_high] before normalising"})
     clip_low: float = field(default=-2.0, metadata={"help": "lower clip bound of the raw reward"})
     clip_high: float = field(default=4.0, metadata={"help": "upper clip bound of the raw reward"})
-    normalize: str = field(default="zscore", metadata={"help": "zscore (over the whole kept set, population std; reference code) | per_problem | none"})
-    truncated: str = field(default="incorrect", metadata={"help": "samples cut at max_tokens (finish_reason=length): 'incorrect' = keep, graded wrong; 'drop' = not used as training rows (still in the baseline)"})
-    length_field: str = field(default="num_tokens", metadata={"help": "L(y): num_tokens (whole completion) or thinking_tokens (think block only; falls back to num_tokens with a counted warning)"})
-    system: str|None = field(default="marco", metadata={"help": "system prompt of the training messages: a key of o1_pruner.data.SYSTEM_PROMPTS, literal text, or none"})
-    min_samples: int = field(default=2, metadata={"help": "problems with fewer usable samples than this are skipped (counted) unless keep_small_problems"})
-    keep_small_problems: bool = field(default=False, metadata={"help": "keep problems with fewer than min_samples samples (their rewards are about 0)"})
-    eos_text: str|None = field(default=None, metadata={"help": "end-of-turn text appended to finished completions; default the tokenizer's eos_token"})
+    normalize: str = field(
+        default="zscore",
+        metadata={"help": "zscore (over the whole kept set, population std; reference code) | per_problem | none"})
+    truncated: str = field(
+        default="incorrect",
+        metadata={"help": "samples cut at max_tokens (finish_reason=length): 'incorrect' = keep, graded wrong; "
+                          "'drop' = not used as training rows (still in the baseline)"})
+    length_field: str = field(
+        default="num_tokens",
+        metadata={"help": "L(y): num_tokens (whole completion) or thinking_tokens (think block only; "
+                          "falls back to num_tokens with a counted warning)"})
+    system: str|None = field(
+        default="marco",
+        metadata={"help": "system prompt of the training messages: a key of o1_pruner.data.SYSTEM_PROMPTS, "
+                          "literal text, or none"})
+    min_samples: int = field(
+        default=2,
+        metadata={"help": "problems with fewer usable samples than this are skipped (counted) "
+                          "unless keep_small_problems"})
+    keep_small_problems: bool = field(
+        default=False,
+        metadata={"help": "keep problems with fewer than min_samples samples (their rewards are about 0)"})
+    eos_text: str|None = field(
+        default=None,
+        metadata={"help": "end-of-turn text appended to finished completions; default the tokenizer's eos_token"})
 
     def __post_init__(self):
         self.samples_per_problem = none(self.samples_per_problem)
@@ -104,7 +128,8 @@ class RewardConfig:
         check_range(errs, "clip_low", self.clip_low); check_range(errs, "clip_high", self.clip_high)
         check_range(errs, "min_samples", self.min_samples, 1)
         if errs: raise ValueError("; ".join(errs))
-        for name, allowed in (("normalize", NORMALIZE_MODES), ("truncated", TRUNCATED_MODES), ("length_field", LENGTH_FIELDS)):
+        for name, allowed in (("normalize", NORMALIZE_MODES), ("truncated", TRUNCATED_MODES),
+                              ("length_field", LENGTH_FIELDS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {list(allowed)}")
         if self.clip and self.clip_low >= self.clip_high:
@@ -170,14 +195,16 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
     no_text = df["problem"].isna() | df["problem"].astype(str).str.strip().eq("")
     if no_text.any():
         ex = df.loc[no_text, ["problem_id", "sample_idx"]].head(3).to_dict("records")
-        raise ValueError(f"{int(no_text.sum())} sample(s) have no `problem` text, needed for the training prompt, e.g. {ex}")
+        raise ValueError(f"{int(no_text.sum())} sample(s) have no `problem` text, needed for the training prompt, "
+                         f"e.g. {ex}")
     df = df.copy()
     df["length"] = _lengths(df, cfg.length_field, counts)
     bad = ~(df["length"] > 0)
     counts["zero_length_skipped"] = int(bad.sum())
     if bad.any():
         ex = df.loc[bad, ["problem_id", "sample_idx"]].head(3).to_dict("records")
-        warnings.warn(f"{int(bad.sum())} sample(s) with zero or missing length skipped (no reward is defined), e.g. {ex}")
+        warnings.warn(f"{int(bad.sum())} sample(s) with zero or missing length skipped (no reward is defined), "
+                      f"e.g. {ex}")
         df = df[~bad]
     truncated = df["finish_reason"].ne("stop")   # cut at max_tokens, or ended by the engine otherwise
     counts["truncated"] = int(truncated.sum())
@@ -246,7 +273,8 @@ def reward_stats(ds) -> dict:
         if col in ds.column_names and len(ds):
             x = np.asarray(ds[col], dtype=np.float64)
             x = x[np.isfinite(x)]
-            if len(x): out[col] = {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
+            if len(x): out[col] = {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()),
+                                   "max": float(x.max())}
     if "correct" in ds.column_names and len(ds): out["accuracy"] = float(np.mean(ds["correct"]))
     return out
 
@@ -333,7 +361,7 @@ def score_reference_logprobs(dataset, # rewarded dataset (messages, completion c
                              cutoff:int|None=3072, # max prompt + response tokens, as in training
                              batch_size:int=8, # sequences per forward pass
                              dtype=None, # torch dtype when loading; default bf16 on GPU, fp32 on CPU
-                             autocast:str|None=None, # run under torch.autocast at this dtype (as mixed-precision training)
+                             autocast:str|None=None, # under torch.autocast at this dtype (as mixed-precision training)
                              cache_dir:str|Path|None=None, # folder for resumable partial results
                              chunk_size:int=1024, # output-head chunk (see `sequence_logprobs`)
                              enable_thinking:bool|None=None, # chat template option (Qwen3)
@@ -362,8 +390,10 @@ def score_reference_logprobs(dataset, # rewarded dataset (messages, completion c
             too_long += 1
             results[k] = (float("nan"), 0, None)
     if too_long:
-        warnings.warn(f"{too_long} row(s) have a prompt that fills the cutoff ({cutoff}): ref_logp=NaN, n_response_tokens=0")
-    if todo and model is None: raise ValueError(f"{len(todo)} rows are not in the score cache {cache_dir} and no model was given")
+        warnings.warn(f"{too_long} row(s) have a prompt that fills the cutoff ({cutoff}): "
+                      "ref_logp=NaN, n_response_tokens=0")
+    if todo and model is None:
+        raise ValueError(f"{len(todo)} rows are not in the score cache {cache_dir} and no model was given")
     todo.sort(key=lambda t: -len(t[1]["input_ids"]))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     try:
@@ -385,7 +415,8 @@ class BuildDatasetConfig:
     output_dir: str = field(default=None, metadata={"help": "folder for the rewarded dataset + manifest.json"})
     reference_model: str|None = field(default=None, metadata={
         "help": "reference model path/name; default the model the store was sampled from"})
-    cutoff: int = field(default=3072, metadata={"help": "max prompt + response tokens (paper: 3072 Marco-o1, 4096 QwQ)"})
+    cutoff: int = field(
+        default=3072, metadata={"help": "max prompt + response tokens (paper: 3072 Marco-o1, 4096 QwQ)"})
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass when scoring"})
     score_reference: bool = field(default=True, metadata={
         "help": "compute ref_logp once now (training then needs no second model)"})
@@ -398,7 +429,8 @@ class BuildDatasetConfig:
     attn_implementation: str|None = field(default=None, metadata={
         "help": "eager | sdpa | flash_attention_2 (default: the model's); training uses the same"})
     chunk_size: int = field(default=1024, metadata={"help": "token positions per output-head chunk"})
-    enable_thinking: bool|None = field(default=None, metadata={"help": "chat-template enable_thinking (Qwen3); training uses the same"})
+    enable_thinking: bool|None = field(
+        default=None, metadata={"help": "chat-template enable_thinking (Qwen3); training uses the same"})
     data_parallel: int = field(default=1, metadata={
         "help": "score with this many processes, each on its share of the visible GPUs (or of the CPU)"})
     device_map: str|None = field(default=None, metadata={
@@ -411,9 +443,11 @@ class BuildDatasetConfig:
         self.attn_implementation, self.device_map = none(self.attn_implementation), none(self.device_map)
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype={self.dtype!r}; choose auto, bfloat16, float16 or float32")
-        if self.autocast not in AUTOCAST_CHOICES: raise ValueError(f"autocast={self.autocast!r}; choose {AUTOCAST_CHOICES}")
+        if self.autocast not in AUTOCAST_CHOICES:
+            raise ValueError(f"autocast={self.autocast!r}; choose {AUTOCAST_CHOICES}")
         if self.autocast != "none" and self.dtype not in ("auto", "float32"):
-            raise ValueError(f"autocast={self.autocast} runs float32 weights (as mixed-precision training); drop --dtype {self.dtype}")
+            raise ValueError(f"autocast={self.autocast} runs float32 weights (as mixed-precision training); "
+                             f"drop --dtype {self.dtype}")
         errs = []
         for name, lo in (("cutoff", 2), ("batch_size", 1), ("chunk_size", 1), ("data_parallel", 1)):
             check_range(errs, name, getattr(self, name), lo)
@@ -450,7 +484,8 @@ def score_data_parallel(ds, ref:str, cfg:BuildDatasetConfig, tokenizer):
     threads = None if n else max(1, torch.get_num_threads() // cfg.data_parallel)
     pools = [cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) for _ in range(cfg.data_parallel)]
     try:
-        futs = [p.submit(_score_worker, str(tmp), ref, cfg, i, g, threads) for i, (p, g) in enumerate(zip(pools, groups))]
+        futs = [p.submit(_score_worker, str(tmp), ref, cfg, i, g, threads)
+                for i, (p, g) in enumerate(zip(pools, groups))]
         numerics = [f.result() for f in futs][0]
     finally:
         for p in pools: p.shutdown()
@@ -497,7 +532,8 @@ def build_dataset_cli(argv:Sequence[str]|None=None) -> int:
     rcfg, bcfg = parse_config([RewardConfig, BuildDatasetConfig], argv, prog="o1-pruner build-dataset",
                               description="Stage 3: length-harmonizing rewards and reference log-probs")
     if SampleStore(bcfg.store).meta is None and not SampleStore(bcfg.store).shard_files():
-        raise ConfigError(f"{bcfg.store} is not a sample store (no store.json or samples-*.jsonl); run `o1-pruner sample`")
+        raise ConfigError(f"{bcfg.store} is not a sample store (no store.json or samples-*.jsonl); "
+                          "run `o1-pruner sample`")
     ref = bcfg.reference_model or store_model(bcfg.store)
     if ref is None and (bcfg.score_reference or rcfg.eos_text is None):
         raise ConfigError(f"no reference model: {bcfg.store}/store.json names none; pass --reference_model "
@@ -510,11 +546,13 @@ def build_dataset_cli(argv:Sequence[str]|None=None) -> int:
     if len(ds) == 0: raise ConfigError(f"{bcfg.store}: no training rows ({_why_empty(ds)}); nothing written")
     with output_lock(out):
         extra = {"reference_model": ref, "cutoff": bcfg.cutoff, "ref_scored": bool(bcfg.score_reference),
-                 "tokenization": tokenization_signature(tokenizer, bcfg.cutoff, bcfg.enable_thinking) if tokenizer else None}
+                 "tokenization": (tokenization_signature(tokenizer, bcfg.cutoff, bcfg.enable_thinking)
+                                  if tokenizer else None)}
         if bcfg.score_reference:
             ds, extra["ref_numerics"] = _score(ds, ref, bcfg, tokenizer, _load_scorer(ref, bcfg))
             ds = _drop_unscorable(ds)
-            if len(ds) == 0: raise ConfigError(f"every prompt fills --cutoff {bcfg.cutoff}: no training rows; raise --cutoff")
+            if len(ds) == 0:
+                raise ConfigError(f"every prompt fills --cutoff {bcfg.cutoff}: no training rows; raise --cutoff")
         save_rewarded_dataset(ds, out, source=bcfg.store, extra=extra)
     st = reward_stats(ds)
     counts = json.loads(ds.info.description)["counts"]

@@ -1,4 +1,4 @@
-"""Draw K solutions per training problem from the reference model, grade them, and keep them in a resumable sample store.
+"""Draw K solutions per training problem from the reference model, grade them and keep them in a resumable sample store.
 
 Docs: https://o1-pruner.github.io/o1-pruner/presampling.html.md"""
 
@@ -36,12 +36,17 @@ class SampleConfig:
     model: str = field(metadata={"help": "reference model: Hugging Face hub name or local folder"})
     tokenizer: Optional[str] = field(default=None, metadata={"help": "tokenizer name/folder (default: the model's)"})
     # problems
-    dataset: str = field(default="math-train-hard", metadata={"help": "built-in set, local file/folder or hub dataset (see o1_pruner.data.load_problems)"})
+    dataset: str = field(
+        default="math-train-hard",
+        metadata={"help": "built-in set, local file/folder or hub dataset (see o1_pruner.data.load_problems)"})
     split: Optional[str] = field(default=None, metadata={"help": "split of a hub dataset or saved DatasetDict"})
     dataset_config: Optional[str] = field(default=None, metadata={"help": "config name of a hub dataset"})
-    problem_field: Optional[str] = field(default=None, metadata={"help": "field holding the problem, if not a usual name"})
-    answer_field: Optional[str] = field(default=None, metadata={"help": "field holding the gold answer, if not a usual name"})
-    limit: Optional[int] = field(default=None, metadata={"help": "number of problems (after shuffling); may grow on a rerun"})
+    problem_field: Optional[str] = field(
+        default=None, metadata={"help": "field holding the problem, if not a usual name"})
+    answer_field: Optional[str] = field(
+        default=None, metadata={"help": "field holding the gold answer, if not a usual name"})
+    limit: Optional[int] = field(
+        default=None, metadata={"help": "number of problems (after shuffling); may grow on a rerun"})
     shuffle: bool = field(default=False, metadata={"help": "shuffle the problems with data_seed before taking `limit`"})
     data_seed: int = field(default=0, metadata={"help": "seed of the problem shuffle"})
     # sampling
@@ -49,28 +54,43 @@ class SampleConfig:
     temperature: float = field(default=0.5, metadata={"help": "sampling temperature; 0 = greedy"})
     top_p: float = field(default=0.8, metadata={"help": "nucleus sampling top-p"})
     max_tokens: int = field(default=8192, metadata={"help": "max new tokens per sample"})
-    stop: Optional[list[str]] = field(default=None, metadata={"help": "extra stop strings (EOS / end-of-turn always stop)"})
+    stop: Optional[list[str]] = field(
+        default=None, metadata={"help": "extra stop strings (EOS / end-of-turn always stop)"})
     seed: int = field(default=0, metadata={"help": "sampling seed (each problem gets a seed derived from it)"})
     # prompt
-    system: Optional[str] = field(default="marco", metadata={"help": f"system prompt: a key of {list(SYSTEM_PROMPTS)} or literal text"})
-    user_template: str = field(default=USER_TEMPLATE, metadata={"help": "user turn; {problem} and {speed} are filled in"})
-    speed: Optional[str] = field(default=None, metadata={"help": f"speed suffix (Fast-Solving Prompt baseline): {list(SPEED_SUFFIXES)}"})
-    enable_thinking: Optional[bool] = field(default=None, metadata={"help": "passed to chat templates that support it (Qwen3)"})
+    system: Optional[str] = field(
+        default="marco", metadata={"help": f"system prompt: a key of {list(SYSTEM_PROMPTS)} or literal text"})
+    user_template: str = field(
+        default=USER_TEMPLATE, metadata={"help": "user turn; {problem} and {speed} are filled in"})
+    speed: Optional[str] = field(
+        default=None, metadata={"help": f"speed suffix (Fast-Solving Prompt baseline): {list(SPEED_SUFFIXES)}"})
+    enable_thinking: Optional[bool] = field(
+        default=None, metadata={"help": "passed to chat templates that support it (Qwen3)"})
     # engine
-    backend: str = field(default="auto", metadata={"help": "auto (vllm if importable and CUDA present), vllm or transformers"})
-    batch_size: int = field(default=32, metadata={"help": "samples per generate call (transformers) / per vLLM call; also the unit of checkpointing"})
+    backend: str = field(
+        default="auto", metadata={"help": "auto (vllm if importable and CUDA present), vllm or transformers"})
+    batch_size: int = field(
+        default=32,
+        metadata={"help": "samples per generate call (transformers) / per vLLM call; also the unit of checkpointing"})
     device: str = field(default="auto", metadata={"help": "transformers backend device: auto, cpu, cuda, cuda:N"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32"})
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs per model copy; 0 = all visible GPUs"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: fraction of GPU memory for weights + KV cache"})
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "vLLM: fraction of GPU memory for weights + KV cache"})
     max_model_len: Optional[int] = field(default=None, metadata={"help": "vLLM: max prompt + generation length"})
-    vllm_kwargs: Optional[str] = field(default=None, metadata={"help": "vLLM: extra vllm.LLM arguments as a JSON object"})
+    vllm_kwargs: Optional[str] = field(
+        default=None, metadata={"help": "vLLM: extra vllm.LLM arguments as a JSON object"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
     # output and scale-out
-    output_dir: Optional[str] = field(default=None, metadata={"help": "sample store folder (default runs/<model name>/samples)"})
-    shard_index: int = field(default=0, metadata={"help": "this process samples problems i with i % num_shards == shard_index"})
+    output_dir: Optional[str] = field(
+        default=None, metadata={"help": "sample store folder (default runs/<model name>/samples)"})
+    shard_index: int = field(
+        default=0, metadata={"help": "this process samples problems i with i % num_shards == shard_index"})
     num_shards: int = field(default=1, metadata={"help": "number of shard processes writing the same store"})
-    data_parallel: int = field(default=1, metadata={"help": "launch this many shard processes here, each on its own tensor_parallel_size GPUs"})
+    data_parallel: int = field(
+        default=1,
+        metadata={"help": "launch this many shard processes here, each on its own tensor_parallel_size GPUs"})
     overwrite: bool = field(default=False, metadata={"help": "delete an existing store in output_dir first"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
@@ -87,8 +107,10 @@ class SampleConfig:
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             errs.append(f"need 0 <= shard_index < num_shards (got {self.shard_index}, {self.num_shards})")
         if self.data_parallel < 1: errs.append(f"data_parallel must be >= 1 (got {self.data_parallel})")
-        if self.backend not in ("auto", "vllm", "transformers"): errs.append(f"backend must be auto, vllm or transformers (got {self.backend!r})")
-        if self.speed not in (None, *SPEED_SUFFIXES): errs.append(f"speed must be one of {list(SPEED_SUFFIXES)} (got {self.speed!r})")
+        if self.backend not in ("auto", "vllm", "transformers"):
+            errs.append(f"backend must be auto, vllm or transformers (got {self.backend!r})")
+        if self.speed not in (None, *SPEED_SUFFIXES):
+            errs.append(f"speed must be one of {list(SPEED_SUFFIXES)} (got {self.speed!r})")
         if "{problem}" not in self.user_template: errs.append("user_template must contain {problem}")
         if self.vllm_kwargs:
             try: assert isinstance(json.loads(self.vllm_kwargs), dict)
@@ -109,8 +131,9 @@ def store_spec(cfg:SampleConfig) -> dict:
     "The configuration a store's samples depend on (compared on every rerun)."
     return {
         "model": _model_id(cfg.model), "tokenizer": _model_id(cfg.tokenizer) if cfg.tokenizer else None,
-        "dataset": {"source": cfg.dataset, "split": cfg.split, "config": cfg.dataset_config, "problem_field": cfg.problem_field,
-                    "answer_field": cfg.answer_field, "shuffle": cfg.shuffle, "data_seed": cfg.data_seed},
+        "dataset": {"source": cfg.dataset, "split": cfg.split, "config": cfg.dataset_config,
+                    "problem_field": cfg.problem_field, "answer_field": cfg.answer_field, "shuffle": cfg.shuffle,
+                    "data_seed": cfg.data_seed},
         "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
                      "stop": list(cfg.stop) if cfg.stop else None, "seed": cfg.seed},
         "prompt": {"system": cfg.system, "user_template": cfg.user_template, "speed": cfg.speed,
@@ -139,7 +162,8 @@ def plan_requests(problems:list[dict], # rows with id, problem, answer, prompt
                                 "Use a new --output_dir, or --overwrite.")
         missing = [j for j in range(k) if have is None or j not in have["sample_idxs"]]
         if missing:
-            out.append((Request(p["prompt"], len(missing), key=p["id"], seed=derive_seed(seed, p["id"], missing[0])), missing))
+            out.append((Request(p["prompt"], len(missing), key=p["id"],
+                                seed=derive_seed(seed, p["id"], missing[0])), missing))
     return out
 
 # %% ../nbs/05_presampling.ipynb #3ede501a
@@ -155,7 +179,7 @@ def split_completion(prompt:str, completion:str) -> tuple[str|None, str]:
     return split_thinking(completion)
 
 def thinking_tokens(tokenizer, prompt:str, c:Completion, think_ids:tuple|None=None) -> int|None:
-    "Generated tokens of the thinking part (see `count_thinking_tokens`), from the generated ids when `</think>` is one token."
+    "Generated tokens of the thinking part (`count_thinking_tokens`), from generated ids if `</think>` is one token."
     start_id, end_id = think_ids or _think_ids(tokenizer)
     opened = prompt.rstrip().endswith("<think>")
     if end_id is not None or "</think>" not in c.text:
@@ -180,24 +204,28 @@ def finish_grade(finish_reason:str|None, # the sample's finish reason as the eng
     return False, f"not finished (finish_reason {finish_reason!r}); its text alone grades {text} ({reason})"
 
 # %% ../nbs/05_presampling.ipynb #9e9ff9d1
-def _records(problems_by_id:dict, batch:list[tuple[Request, int, Completion]], plan_by_id:dict, tokenizer, think_ids) -> list[dict]:
+def _records(problems_by_id:dict, batch:list[tuple[Request, int, Completion]], plan_by_id:dict, tokenizer,
+             think_ids) -> list[dict]:
     prompts = [r.prompt for r, _, _ in batch]
-    grades = grade_completions(prompts, [c for _, _, c in batch], [problems_by_id[r.key]["answer"] for r, _, _ in batch])
+    grades = grade_completions(prompts, [c for _, _, c in batch],
+                               [problems_by_id[r.key]["answer"] for r, _, _ in batch])
     out = []
     for (r, j, c), g in zip(batch, grades):
         p = problems_by_id[r.key]
         correct, why = finish_grade(c.finish_reason, g.correct, g.reason)
         out.append(dict(problem_id=r.key, sample_idx=plan_by_id[r.key][j], problem=p["problem"], gold=p["answer"],
                         prompt=r.prompt, completion=c.text, num_tokens=c.num_tokens,
-                        thinking_tokens=thinking_tokens(tokenizer, r.prompt, c, think_ids), finish_reason=c.finish_reason,
-                        extracted=g.extracted, correct=correct, grade_reason=why))
+                        thinking_tokens=thinking_tokens(tokenizer, r.prompt, c, think_ids),
+                        finish_reason=c.finish_reason, extracted=g.extracted, correct=correct, grade_reason=why))
     return out
 
 def backend_for(cfg:SampleConfig, model=None, tokenizer=None) -> Backend:
     "The generation backend `cfg` asks for (a loaded `model`/`tokenizer` may be passed for the transformers backend)."
-    return make_backend(cfg.backend, model if model is not None else cfg.model, tokenizer if tokenizer is not None else cfg.tokenizer,
+    return make_backend(cfg.backend, model if model is not None else cfg.model,
+                        tokenizer if tokenizer is not None else cfg.tokenizer,
                         batch_size=cfg.batch_size, device=cfg.device, dtype=cfg.dtype, progress=cfg.progress,
-                        tensor_parallel_size=cfg.tensor_parallel_size, gpu_memory_utilization=cfg.gpu_memory_utilization,
+                        tensor_parallel_size=cfg.tensor_parallel_size,
+                        gpu_memory_utilization=cfg.gpu_memory_utilization,
                         max_model_len=cfg.max_model_len, seed=cfg.seed, trust_remote_code=cfg.trust_remote_code,
                         engine_kwargs=json.loads(cfg.vllm_kwargs) if cfg.vllm_kwargs else None)
 
@@ -209,7 +237,8 @@ def sample(cfg:SampleConfig, # what to sample
     check_writable(cfg.output_dir, "sample store folder")
     if cfg.overwrite and cfg.shard_index == 0 and cfg.num_shards == 1: store.clear()
     problems = load_problems(cfg.dataset, split=cfg.split, config=cfg.dataset_config, problem_field=cfg.problem_field,
-                             answer_field=cfg.answer_field, limit=cfg.limit, shuffle=cfg.shuffle, seed=cfg.data_seed).to_list()
+                             answer_field=cfg.answer_field, limit=cfg.limit, shuffle=cfg.shuffle,
+                             seed=cfg.data_seed).to_list()
     problems = [problems[i] for i in shard_indices(len(problems), cfg.shard_index, cfg.num_shards)]
     store.init(store_spec(cfg), cfg.k, cfg.limit)   # a mismatch, and a second writer, fail before the model loads
     with store.writer(cfg.shard_index, cfg.num_shards) as w:
@@ -226,10 +255,12 @@ def _generate(store:SampleStore, w, backend:Backend, problems:list[dict], cfg:Sa
     plan = plan_requests(problems, cfg.k, store.index(), cfg.seed)
     by_id, plan_by_id = {p["id"]: p for p in problems}, {r.key: miss for r, miss in plan}
     n_new, think_ids = 0, _think_ids(tok)
-    params = GenParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=cfg.stop, seed=cfg.seed)
+    params = GenParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, stop=cfg.stop,
+                       seed=cfg.seed)
     todo = sum(r.n for r, _ in plan)
     if cfg.progress: print(f"sample: {len(problems)} problems, {todo} samples to generate "
-                           f"({len(problems) * cfg.k - todo} already in {store.path}), backend {backend.name}", file=sys.stderr)
+                           f"({len(problems) * cfg.k - todo} already in {store.path}), backend {backend.name}",
+                           file=sys.stderr)
     for batch in backend.stream([r for r, _ in plan], params):
         w.write(_records(by_id, batch, plan_by_id, tok, think_ids))
         n_new += len(batch)
@@ -262,13 +293,15 @@ def launch_data_parallel(argv:list[str], cfg:SampleConfig) -> int:
     tp = resolve_tensor_parallel(cfg.tensor_parallel_size, ngpu) if ngpu else 1
     groups = gpu_groups(dp, tp, os.environ.get("CUDA_VISIBLE_DEVICES"), ngpu)
     if cfg.overwrite: SampleStore(cfg.output_dir).clear()
-    strip = {"--data_parallel", "--data-parallel", "--overwrite", "--shard_index", "--shard-index", "--num_shards", "--num-shards"}
+    strip = {"--data_parallel", "--data-parallel", "--overwrite", "--shard_index", "--shard-index", "--num_shards",
+             "--num-shards"}
     base, i = [], 0
     while i < len(argv):  # drop flags the launcher sets itself
         a = argv[i]; key = a.split("=")[0]
         if key in strip:
             if "=" not in a and key != "--overwrite" and i + 1 < len(argv): i += 1
-            elif key == "--overwrite" and i + 1 < len(argv) and argv[i + 1].lower() in ("true", "false", "1", "0", "yes", "no"): i += 1
+            elif (key == "--overwrite" and i + 1 < len(argv)
+                  and argv[i + 1].lower() in ("true", "false", "1", "0", "yes", "no")): i += 1
         else: base.append(a)
         i += 1
     procs = []
