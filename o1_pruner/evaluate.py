@@ -1,4 +1,4 @@
-"""Accuracy, token counts and the Accuracy-Efficiency Score (AES) of base, pruned and baseline models on the paper's test sets, with avg@k, a Table 2 style report and plots.
+"""Accuracy, token counts and AES of base, pruned and baseline models on the paper's test sets: avg@k, Table 2, plots.
 
 Docs: https://o1-pruner.github.io/o1-pruner/evaluation.html.md"""
 
