@@ -1,4 +1,4 @@
-"""Accuracy, token counts and the Accuracy-Efficiency Score (AES) of base, pruned and baseline models on the paper's test sets, with avg@k, a Table 2 style report and plots.
+"""Accuracy, token counts and AES of base, pruned and baseline models on the paper's test sets: avg@k, Table 2, plots.
 
 Docs: https://o1-pruner.github.io/o1-pruner/evaluation.html.md"""
 
@@ -18,21 +18,20 @@ import re
 import shlex
 import sys
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .backends import Completion, GenParams, Request, derive_seed, other_finish_reasons
-from .data import USER_TEMPLATE, build_messages, load_problems, render_prompt
+from .data import USER_TEMPLATE, load_problems
 from .config import ConfigError, check_writable, parse_config
 from .models import check_device, check_model, is_lora_adapter, merge_lora
-from .store import RECORD_FIELDS, SampleStore, StoreMismatch, fingerprint, load_samples, store_config
+from .store import RECORD_FIELDS, SampleStore, fingerprint, load_samples, store_config
 
 # %% auto #0
 __all__ = ['AES_VARIANTS', 'PAIRED_KEYS', 'FORCE_PROMPT', 'aes', 'accuracy_stats', 'per_problem', 'bootstrap_means',
@@ -55,7 +54,8 @@ def _check_scale(base_acc, acc, scale):
     top = {"percent": 100.0, "fraction": 1.0}.get(scale, 100.0)
     for name, v in (("base_acc", base_acc), ("acc", acc)):
         if not (0 <= v <= top):
-            raise ValueError(f"{name}={v} is outside [0, {top:g}]" + ("" if scale else " (accuracies are percent or fractions)"))
+            raise ValueError(f"{name}={v} is outside [0, {top:g}]"
+                             + ("" if scale else " (accuracies are percent or fractions)"))
     if scale is None and (base_acc > 1) != (acc > 1) and min(base_acc, acc) > 0:
         raise ValueError(f"base_acc={base_acc} and acc={acc} look like different scales (percent vs fraction); "
                          "convert one, or pass scale='percent'/'fraction' if the values are right")
@@ -67,7 +67,7 @@ def aes(base_acc:float, # base model accuracy (percent or fraction)
         variant:str="written", # "written" (the paper's formula) or "table" (matches the paper's Table 2)
         scale:str|None=None, # "percent" or "fraction" to state the scale; None infers and checks it
        ) -> float:
-    "Accuracy-Efficiency Score of a model against its base: dL + 3|dA| if dA >= 0 else dL - 5|dA| (or + 3|dA|: `table`)."
+    "Accuracy-Efficiency Score of a model vs its base: dL + 3|dA| if dA >= 0 else dL - 5|dA| (or + 3|dA|: `table`)."
     if variant not in AES_VARIANTS: raise ValueError(f"variant must be one of {AES_VARIANTS}, got {variant!r}")
     vals = dict(base_acc=base_acc, base_tokens=base_tokens, acc=acc, tokens=tokens)
     for k, v in vals.items():
@@ -250,10 +250,12 @@ def compare(metrics:dict, # {model: {dataset: store_metrics(...)}}
         for ds in datasets:
             m, b = dict(per[ds]), metrics[base][ds]
             ok = b["accuracy"] > 0 and b["mean_tokens"] > 0
-            m["token_reduction"] = (b["mean_tokens"] - m["mean_tokens"]) / b["mean_tokens"] if b["mean_tokens"] > 0 else None
+            m["token_reduction"] = ((b["mean_tokens"] - m["mean_tokens"]) / b["mean_tokens"]
+                                    if b["mean_tokens"] > 0 else None)
             m["acc_change"] = (m["accuracy"] - b["accuracy"]) / b["accuracy"] if b["accuracy"] > 0 else None
             for v in AES_VARIANTS:
-                m[f"aes_{v}"] = aes(b["accuracy"], b["mean_tokens"], m["accuracy"], m["mean_tokens"], v, scale="percent") if ok else None
+                m[f"aes_{v}"] = (aes(b["accuracy"], b["mean_tokens"], m["accuracy"], m["mean_tokens"], v,
+                                     scale="percent") if ok else None)
             out[model][ds] = m
         avg = {k: _nanmean([out[model][d].get(k) for d in datasets]) for k in
                _AVG_KEYS + ("token_reduction", "acc_change", "aes_written", "aes_table")}
@@ -375,7 +377,8 @@ def add_difficulty(samples:pd.DataFrame, # all samples: model, dataset, problem_
                    how:str="auto", # "auto", "level", "base_acc" or "length"
                   ) -> tuple[pd.DataFrame, str]:
     "Add a `difficulty` column per (dataset, problem) and return the rule used."
-    if how not in ("auto", "level", "base_acc", "length"): raise ValueError(f"difficulty must be auto, level, base_acc or length, got {how!r}")
+    if how not in ("auto", "level", "base_acc", "length"):
+        raise ValueError(f"difficulty must be auto, level, base_acc or length, got {how!r}")
     df = samples.copy()
     has_level = "level" in df and df["level"].notna().all() and df["level"].astype(str).str.strip().ne("").all()
     if how == "level" and not has_level: raise ValueError("difficulty='level' but some problems have no level")
@@ -394,7 +397,8 @@ def add_difficulty(samples:pd.DataFrame, # all samples: model, dataset, problem_
         plen = df.drop_duplicates(["dataset", "problem_id"])[["dataset", "problem_id", "problem"]].copy()
         plen["n"] = plen["problem"].fillna("").str.len()
         plen["difficulty"] = plen.groupby("dataset")["n"].transform(
-            lambda s: pd.qcut(s.rank(method="first"), 3, labels=["short", "medium", "long"]) if len(s) >= 3 else "all").astype(str)
+            lambda s: (pd.qcut(s.rank(method="first"), 3, labels=["short", "medium", "long"]) if len(s) >= 3
+                       else "all")).astype(str)
         df = df.merge(plen[["dataset", "problem_id", "difficulty"]], on=["dataset", "problem_id"], how="left")
     df["difficulty"] = df["difficulty"].fillna("unknown")
     return df, how
@@ -759,7 +763,8 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
     frames, metrics, notes = [], {}, []
     for m in order:
         missing = [d for d in ds_order if d not in stores[m]]
-        if missing: raise ValueError(f"model {m!r} has no stores for {missing} in {run_dir}; evaluate it or remove its folder")
+        if missing:
+            raise ValueError(f"model {m!r} has no stores for {missing} in {run_dir}; evaluate it or remove its folder")
         for d in ds_order:
             df = load_samples(stores[m][d])
             if df.empty: raise ValueError(f"{stores[m][d]}: the store is empty")
@@ -772,7 +777,8 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
         if idx is None: continue
         extra = (samples.dataset == d) & ~samples.problem_id.isin(set(idx))
         if extra.any():
-            notes.append(f"{d}: {int(extra.sum())} stored samples of problems outside this run's problem list were left out.")
+            notes.append(f"{d}: {int(extra.sum())} stored samples of problems outside this run's problem list "
+                         "were left out.")
             samples = samples[~extra]
     # compare everyone on the problems every model has
     for d in ds_order:
@@ -801,7 +807,8 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
         if metrics[base][d]["accuracy"] <= 0:
             notes.append(f"{d}: AES is n/a because the base model {base!r} has accuracy 0 there (AES divides by it).")
         if max(metrics[m][d]["truncation_rate"] for m in order) > 0.1:
-            notes.append(f"{d}: more than 10% of some model's solutions hit max_tokens; accuracy is limited by the token budget.")
+            notes.append(f"{d}: more than 10% of some model's solutions hit max_tokens; "
+                         "accuracy is limited by the token budget.")
         for m in order:
             other = other_finish_reasons(samples.loc[(samples.model == m) & (samples.dataset == d), "finish_reason"])
             if other:
@@ -922,8 +929,9 @@ def _env_section(env:dict) -> list[str]:
 def _write_report(run_dir, run, result, md, details, plot_files, tables, diff):
     base, variant, protocol = result["base"], result["aes_variant"], result["protocol"]
     L = [f"# Evaluation report", ""]
-    L += [f"Protocol: **{protocol}**" + (" (greedy decoding, one solution per problem: the paper's protocol)" if protocol == "greedy"
-          else " (avg@n: accuracy is the mean over n sampled runs)") + f". Base model: **{base}**. "
+    L += [f"Protocol: **{protocol}**"
+          + (" (greedy decoding, one solution per problem: the paper's protocol)" if protocol == "greedy"
+             else " (avg@n: accuracy is the mean over n sampled runs)") + f". Base model: **{base}**. "
           f"AES variant in the table: **{variant}**.", ""]
     L += ["## Accuracy (%) / mean tokens / AES", "", md, "",
           "AES (vs the base, per test set): dL = (L_base - L)/L_base, dA = (A - A_base)/A_base; "
@@ -931,18 +939,23 @@ def _write_report(run_dir, run, result, md, details, plot_files, tables, diff):
           "(what the paper's Table 2 numbers match). The average column is the mean over test sets (as in Table 2). "
           "metrics.json holds both variants.", ""]
     L += _stat_sections(result, tables, diff)
-    L += ["## Details", "", "| model | dataset | problems | accuracy (%) | ± std (runs) | ± SE | mean tok | median tok | "
+    L += ["## Details", "",
+          "| model | dataset | problems | accuracy (%) | ± std (runs) | ± SE | mean tok | median tok | "
           "reduction | truncated | wall time (s) | tok/s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in details.to_dict("records"):
-        L.append(f"| {r['model']} | {r['dataset']} | {r['n_problems']} | {_fmt(r['accuracy'])} | {_fmt(r.get('acc_std'))} | "
-                 f"{_fmt(r.get('acc_se') if r.get('acc_se') is not None and not (isinstance(r.get('acc_se'), float) and math.isnan(r.get('acc_se'))) else r.get('acc_se_problems'))} | "
-                 f"{_fmt(r['mean_tokens'], '.0f')} | {_fmt(r['median_tokens'], '.0f')} | {_fmt(r.get('token_reduction'), '.1%')} | "
-                 f"{_fmt(r['truncation_rate'], '.1%')} | {_fmt(r.get('wall_time_s'), '.1f')} | {_fmt(r.get('tokens_per_s'), '.0f')} |")
-    L += ["", "± SE: standard error of the mean accuracy over the sampled runs (std/sqrt(n)); for one run, over problems "
-          "(binomial). Truncated: share of solutions cut off at max_tokens (no final answer).", ""]
+        se = r.get('acc_se')
+        if se is None or (isinstance(se, float) and math.isnan(se)): se = r.get('acc_se_problems')
+        L.append(f"| {r['model']} | {r['dataset']} | {r['n_problems']} | {_fmt(r['accuracy'])} | "
+                 f"{_fmt(r.get('acc_std'))} | {_fmt(se)} | {_fmt(r['mean_tokens'], '.0f')} | "
+                 f"{_fmt(r['median_tokens'], '.0f')} | {_fmt(r.get('token_reduction'), '.1%')} | "
+                 f"{_fmt(r['truncation_rate'], '.1%')} | {_fmt(r.get('wall_time_s'), '.1f')} | "
+                 f"{_fmt(r.get('tokens_per_s'), '.0f')} |")
+    L += ["", "± SE: standard error of the mean accuracy over the sampled runs (std/sqrt(n)); for one run, "
+          "over problems (binomial). Truncated: share of solutions cut off at max_tokens (no final answer).", ""]
     if plot_files:
         L += ["## Plots", ""]
-        for title, p in plot_files.items(): L += [f"### {title}", "", f"![{title}]({Path(p).relative_to(run_dir).as_posix()})", ""]
+        for title, p in plot_files.items():
+            L += [f"### {title}", "", f"![{title}]({Path(p).relative_to(run_dir).as_posix()})", ""]
     if result["notes"]: L += ["## Notes", ""] + [f"* {n}" for n in result["notes"]] + [""]
     L += _env_section(result["environment"])
     L += ["## Settings", ""]
@@ -950,10 +963,12 @@ def _write_report(run_dir, run, result, md, details, plot_files, tables, diff):
     if run.get("datasets"): L += ["Test sets:", ""] + [f"* `{k}`: `{v}`" for k, v in run["datasets"].items()] + [""]
     cfg = run.get("config") or {}
     if cfg:
-        keep = ("n", "temperature", "top_p", "max_tokens", "limit", "backend", "batch_size", "system", "speed", "model_speeds", "user_template",
-                "enable_thinking", "seed", "n_boot", "budget_forcing", "budget_forcing_prompt", "budget_forcing_tokens")
+        keep = ("n", "temperature", "top_p", "max_tokens", "limit", "backend", "batch_size", "system", "speed",
+                "model_speeds", "user_template", "enable_thinking", "seed", "n_boot", "budget_forcing",
+                "budget_forcing_prompt", "budget_forcing_tokens")
         L += ["| setting | value |", "|---|---|"] + [f"| {k} | `{cfg.get(k)!r}` |" for k in keep if k in cfg] + [""]
-    if run.get("command"): L += ["Rerun (resumes; finished samples are reused):", "", "```bash", run["command"], "```", ""]
+    if run.get("command"):
+        L += ["Rerun (resumes; finished samples are reused):", "", "```bash", run["command"], "```", ""]
     L += ["Rebuild this report from the stores without generating:", "", "```bash",
           f"o1-pruner evaluate --report_only --output_dir {shlex.quote(str(run_dir))}", "```", ""]
     (run_dir/"report.md").write_text("\n".join(L))
@@ -981,7 +996,8 @@ def parse_specs(items:Sequence[str]|dict, # `label=path` strings, bare paths/nam
     out = {}
     for lab, p in pairs:
         if not _LABEL_RE.match(lab):
-            raise ValueError(f"{kind} label {lab!r} must be letters, digits, '.', '_', '+', '-' (it names folders); use label=path")
+            raise ValueError(f"{kind} label {lab!r} must be letters, digits, '.', '_', '+', '-' (it names folders); "
+                             "use label=path")
         if not p: raise ValueError(f"{kind} {lab!r} has an empty path")
         if lab in out: raise ValueError(f"{kind} label {lab!r} is used twice; give each a distinct label=path")
         out[lab] = str(p)
@@ -1031,9 +1047,9 @@ def generate_for_eval(model:str, # model path or hub name (LoRA adapters are mer
                       max_tokens:int=8192, # max new tokens per solution
                       limit:int|None=None, # only the first `limit` problems
                       engine:dict|None=None, # cache for the loaded backend, reused across test sets of one model
-                      **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields (backend, batch_size, system, ...)
+                      **sample_kwargs, # other `o1_pruner.sampling.SampleConfig` fields (backend, batch_size, ...)
                      ) -> dict:
-    "Fill one sample store (resuming) through the sampling module; return new samples, their tokens and the generation wall time."
+    "Fill one sample store (resuming) via the sampling module; return the new samples, tokens and generation wall time."
     from o1_pruner.sampling import backend_for, sample
     out_dir = Path(out_dir)
     cfg = eval_store_config(model, dataset, out_dir, n, temperature, top_p, max_tokens, limit, **sample_kwargs)
@@ -1205,30 +1221,45 @@ def generate_model_stores(model:str, # model path or hub name (for a LoRA adapte
 @dataclass
 class EvalConfig:
     "Settings of an evaluation run (`o1-pruner evaluate`)."
-    models: list[str] = field(default_factory=list, metadata={"help": "models as label=path (hub name, local checkpoint or LoRA adapter dir); the first is the base unless --base"})
-    datasets: list[str] = field(default_factory=lambda: ["math-test", "gsm8k-test", "gaokao-2023-en"], metadata={"help": "test sets: built-in names (math-test, gsm8k-test, gaokao-2023-en), files, or label=path"})
+    models: list[str] = field(default_factory=list, metadata={"help": (
+        "models as label=path (hub name, local checkpoint or LoRA adapter dir); the first is the base unless --base")})
+    datasets: list[str] = field(default_factory=lambda: ["math-test", "gsm8k-test", "gaokao-2023-en"], metadata={
+        "help": "test sets: built-in names (math-test, gsm8k-test, gaokao-2023-en), files, or label=path"})
     base: str|None = field(default=None, metadata={"help": "label of the base model (default: the first)"})
-    output_dir: str = field(default="runs/eval", metadata={"help": "run folder (stores, report.md, metrics.json, plots)"})
+    output_dir: str = field(default="runs/eval", metadata={"help": (
+        "run folder (stores, report.md, metrics.json, plots)")})
     limit: int|None = field(default=None, metadata={"help": "evaluate only the first N problems of each test set"})
-    n: int = field(default=1, metadata={"help": "samples per problem (avg@n); 1 with temperature 0 is the paper's greedy protocol"})
+    n: int = field(default=1, metadata={"help": (
+        "samples per problem (avg@n); 1 with temperature 0 is the paper's greedy protocol")})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding (paper); > 0 for avg@n"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling (with temperature > 0)"})
     max_tokens: int = field(default=8192, metadata={"help": "max new tokens per solution (paper: 8192)"})
-    backend: str = field(default="auto", metadata={"help": "generation backend: auto (vllm if importable and CUDA present), vllm or transformers"})
-    batch_size: int = field(default=32, metadata={"help": "samples per generate call (transformers) / per vLLM call; also the unit of checkpointing"})
+    backend: str = field(default="auto", metadata={"help": (
+        "generation backend: auto (vllm if importable and CUDA present), vllm or transformers")})
+    batch_size: int = field(default=32, metadata={"help": (
+        "samples per generate call (transformers) / per vLLM call; also the unit of checkpointing")})
     device: str = field(default="auto", metadata={"help": "transformers backend device: auto, cpu, cuda, cuda:N"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32"})
+    dtype: str = field(default="auto", metadata={"help": (
+        "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16, float32")})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs per model copy; 0 = all visible GPUs"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: fraction of GPU memory for weights + KV cache"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": (
+        "vLLM: fraction of GPU memory for weights + KV cache")})
     max_model_len: int|None = field(default=None, metadata={"help": "vLLM: max prompt + generation length"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
-    system: str|None = field(default="marco", metadata={"help": "system prompt: marco, qwq, default, none, or literal text"})
-    user_template: str = field(default=USER_TEMPLATE, metadata={"help": "user turn; {problem} and {speed} are filled in"})
+    system: str|None = field(default="marco", metadata={"help": (
+        "system prompt: marco, qwq, default, none, or literal text")})
+    user_template: str = field(default=USER_TEMPLATE, metadata={"help": (
+        "user turn; {problem} and {speed} are filled in")})
     speed: str|None = field(default=None, metadata={"help": "Fast-Solving Prompt suffix: fast, very_fast, slow"})
-    model_speeds: list[str] = field(default_factory=list, metadata={"help": "per-model speed suffix as label=speed (e.g. fast-prompt=fast): the same checkpoint under another label becomes its own row (Fast-Solving Prompt baseline); other models use --speed"})
-    enable_thinking: bool|None = field(default=None, metadata={"help": "passed to chat templates that support it (Qwen3)"})
-    aes_variant: str = field(default="written", metadata={"help": "AES shown in the table: written (paper's formula) or table (matches Table 2)"})
-    difficulty: str = field(default="auto", metadata={"help": "difficulty groups for the reduction plot: auto, level, base_acc, length"})
+    model_speeds: list[str] = field(default_factory=list, metadata={"help": (
+        "per-model speed suffix as label=speed (e.g. fast-prompt=fast): the same checkpoint under another label "
+        "becomes its own row (Fast-Solving Prompt baseline); other models use --speed")})
+    enable_thinking: bool|None = field(default=None, metadata={"help": (
+        "passed to chat templates that support it (Qwen3)")})
+    aes_variant: str = field(default="written", metadata={"help": (
+        "AES shown in the table: written (paper's formula) or table (matches Table 2)")})
+    difficulty: str = field(default="auto", metadata={"help": (
+        "difficulty groups for the reduction plot: auto, level, base_acc, length")})
     seed: int = field(default=0, metadata={"help": "sampling seed (also seeds the bootstrap and sign-flip tests)"})
     n_boot: int = field(default=2000, metadata={"help": "bootstrap resamples of the 95 percent intervals"})
     budget_forcing: list[str] = field(default_factory=list, metadata={"help": (
@@ -1252,14 +1283,18 @@ class EvalConfig:
         if self.n < 1: raise ValueError(f"n must be >= 1, got {self.n}")
         if self.temperature < 0: raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.temperature == 0 and self.n > 1:
-            raise ValueError(f"n={self.n} with temperature 0: greedy samples are identical; use n=1, or temperature > 0 for avg@n")
+            raise ValueError(f"n={self.n} with temperature 0: greedy samples are identical; "
+                             "use n=1, or temperature > 0 for avg@n")
         if not 0 < self.top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1: raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1: raise ValueError(f"limit must be >= 1, got {self.limit}")
-        if self.backend not in ("auto", "transformers", "vllm"): raise ValueError(f"backend must be auto, transformers or vllm, got {self.backend!r}")
-        if self.aes_variant not in AES_VARIANTS: raise ValueError(f"aes_variant must be one of {AES_VARIANTS}, got {self.aes_variant!r}")
-        if self.difficulty not in ("auto", "level", "base_acc", "length"): raise ValueError(f"difficulty must be auto, level, base_acc or length, got {self.difficulty!r}")
+        if self.backend not in ("auto", "transformers", "vllm"):
+            raise ValueError(f"backend must be auto, transformers or vllm, got {self.backend!r}")
+        if self.aes_variant not in AES_VARIANTS:
+            raise ValueError(f"aes_variant must be one of {AES_VARIANTS}, got {self.aes_variant!r}")
+        if self.difficulty not in ("auto", "level", "base_acc", "length"):
+            raise ValueError(f"difficulty must be auto, level, base_acc or length, got {self.difficulty!r}")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be >= 100 (intervals from fewer resamples are unstable), got {self.n_boot}")
         self.budget_forcing = forcing_budgets(self.budget_forcing, self.max_tokens)
@@ -1290,8 +1325,10 @@ def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {
     out = {}
     for lab, sp in pairs:
         lab, sp = str(lab).strip(), (str(sp).strip() if sp is not None else "none")
-        if not lab or not sp: raise ValueError(f"model_speeds item {lab}={sp} must be label=speed, e.g. fast-prompt=fast")
-        if sp not in SPEED_SUFFIXES: raise ValueError(f"model_speeds: {lab}={sp}: speed must be one of {list(SPEED_SUFFIXES)}")
+        if not lab or not sp:
+            raise ValueError(f"model_speeds item {lab}={sp} must be label=speed, e.g. fast-prompt=fast")
+        if sp not in SPEED_SUFFIXES:
+            raise ValueError(f"model_speeds: {lab}={sp}: speed must be one of {list(SPEED_SUFFIXES)}")
         if lab in out: raise ValueError(f"model_speeds gives model {lab!r} twice")
         out[lab] = None if sp == "none" else sp
     return out
@@ -1302,7 +1339,8 @@ def config_command(cfg:EvalConfig) -> str:
     defaults = EvalConfig()
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if f.name == "report_only" or (v == getattr(defaults, f.name) and f.name not in ("models", "output_dir")): continue
+        if f.name == "report_only" or (v == getattr(defaults, f.name) and f.name not in ("models", "output_dir")):
+            continue
         if isinstance(v, list): parts += [f"--{f.name}", *map(str, v)]
         elif isinstance(v, bool): parts += [f"--{f.name}", str(v)]
         elif v is None: parts += [f"--{f.name}", "none"] if f.name in ("system",) else []
@@ -1319,17 +1357,20 @@ def use_model_processes(cfg:EvalConfig) -> bool:
 
 # %% ../nbs/09_evaluation.ipynb #8c10cfb2
 def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label: path}; default: config.models
-             datasets:Sequence[str]|dict|None=None, # test sets (built-in names, files, `label=path`); default: config.datasets
+             datasets:Sequence[str]|dict|None=None, # test sets (names, files, `label=path`); default: config.datasets
              config:EvalConfig|None=None, # all other settings
              **overrides, # any EvalConfig field, e.g. limit=10, output_dir="runs/x"
             ) -> dict:
     "Evaluate models on test sets (resumable), then write the run folder's report; returns the metrics."
     from o1_pruner.sampling import store_spec
     cfg = dataclasses.replace(config or EvalConfig(), **overrides)
-    if models is not None: cfg.models = [f"{k}={v}" for k, v in models.items()] if isinstance(models, dict) else list(models)
-    if datasets is not None: cfg.datasets = [f"{k}={v}" for k, v in datasets.items()] if isinstance(datasets, dict) else list(datasets)
+    if models is not None:
+        cfg.models = [f"{k}={v}" for k, v in models.items()] if isinstance(models, dict) else list(models)
+    if datasets is not None:
+        cfg.datasets = [f"{k}={v}" for k, v in datasets.items()] if isinstance(datasets, dict) else list(datasets)
     run_dir = Path(cfg.output_dir)
-    if cfg.report_only: return report_from_stores(run_dir, base=cfg.base, aes_variant=cfg.aes_variant, difficulty=cfg.difficulty)
+    if cfg.report_only:
+        return report_from_stores(run_dir, base=cfg.base, aes_variant=cfg.aes_variant, difficulty=cfg.difficulty)
     mspecs, dspecs = parse_specs(cfg.models, "model"), parse_specs(cfg.datasets, "dataset")
     base = cfg.base or next(iter(mspecs))
     if base not in mspecs: raise ValueError(f"--base {base!r} is not one of the model labels {list(mspecs)}")
@@ -1375,17 +1416,18 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
             run_in_process(pkg.generate_model_stores, model, jobs, kw, adapter, forcing, fkw, what=f"model {m!r}")
         else:
             generate_model_stores(model, jobs, kw, adapter, forcing, fkw)
-    return report_from_stores(run_dir, base=base, models=list(mspecs), aes_variant=cfg.aes_variant, difficulty=cfg.difficulty,
-                              protocol=protocol)
+    return report_from_stores(run_dir, base=base, models=list(mspecs), aes_variant=cfg.aes_variant,
+                              difficulty=cfg.difficulty, protocol=protocol)
 
-_SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_size", "gpu_memory_utilization", "max_model_len",
-                "trust_remote_code", "system", "user_template", "speed", "enable_thinking", "seed")
+_SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_size", "gpu_memory_utilization",
+                "max_model_len", "trust_remote_code", "system", "user_template", "speed", "enable_thinking", "seed")
 
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:
     "`o1-pruner evaluate`: evaluate models on test sets and write report.md, metrics.json, tables and plots."
     (cfg,) = parse_config([EvalConfig], argv, prog="o1-pruner evaluate",
-                          description="Accuracy, tokens and AES of models on test sets (greedy or avg@n); writes a report.")
+                          description="Accuracy, tokens and AES of models on test sets (greedy or avg@n); "
+                                      "writes a report.")
     if not cfg.report_only and not cfg.models:
         raise ConfigError("give --models label=path ... (the first is the base), or --report_only")
     if not cfg.report_only:
