@@ -153,7 +153,7 @@ def map_cells(src_nb, page_nb) -> list[int | str]:
 # ---------------------------------------------------------------- saved-output checks
 
 # tqdm fragments: 42%|, |####|, [00:01<00:02, [00:01, 3.2it/s, 2.1s/it, 640 examples/s
-_PROGRESS = re.compile(r"\d{1,3}%\||\|[#█▏▎▍▌▋▊▉ ]{4,}\||\[\d+:\d\d(?:<|, )"
+_PROGRESS = re.compile(r"\d{1,3}%\||\|(?=[#█▏▎▍▌▋▊▉ ]{4,}\|)[#█▏▎▍▌▋▊▉]|\[\d+:\d\d(?:<|, )"
                        r"|(?:\d|\?)\s?it/s\b|\ds/it\b|\bexamples/s\b")
 _WARNING = re.compile(r"^(?P<prefix>.*?)\b(?P<cat>[A-Z]\w*Warning): (?P<msg>.*)$")
 _WARN_PREFIX = re.compile(r"(?P<file>.+?):(?P<line>\d+):\s*$")
