@@ -1,4 +1,4 @@
-"""Stage 2: read a sample store, measure per-problem length and accuracy, find where long-thought models waste tokens, and plot it.
+"""Stage 2: measure a sample store's per-problem length and accuracy, find where long thinking wastes tokens, plot it.
 
 Docs: https://o1-pruner.github.io/o1-pruner/difficulty.html.md"""
 
@@ -45,7 +45,8 @@ def per_problem_stats(samples:pd.DataFrame, # from `load_samples` (optionally wi
                       easy_at:float=0.8, # bucket edge, see `difficulty_bucket`
                      ) -> pd.DataFrame:
     "One row per problem: n, Lbar and the length spread, Abar, lengths of right and wrong samples, rates, bucket."
-    if not 0 < hard_below <= easy_at <= 1: raise ValueError(f"need 0 < hard_below ({hard_below}) <= easy_at ({easy_at}) <= 1")
+    if not 0 < hard_below <= easy_at <= 1:
+        raise ValueError(f"need 0 < hard_below ({hard_below}) <= easy_at ({easy_at}) <= 1")
     s = samples.assign(_L=samples["num_tokens"].astype(float), _A=samples["correct"].astype(float),
                        _trunc=samples["finish_reason"].eq("length").astype(float),
                        _noans=samples["extracted"].isna().astype(float))
@@ -144,10 +145,12 @@ def first_correct_position(text:str, # a completion
 
 # %% ../nbs/06_difficulty.ipynb #5b20baa7
 def add_sample_signals(samples:pd.DataFrame, # from `load_samples`
-                       tokenizer=None, # count tokens after the first correct answer exactly (else proportional to characters)
+                       tokenizer=None, # count tokens after the first correct answer exactly (else by character share)
                       ) -> pd.DataFrame:
-    "`samples` plus marker counts, `recheck_markers` (their sum), `first_correct_char`, `after_first_correct_frac`, `tokens_after_first_correct`."
-    marks = pd.DataFrame([count_markers(t) for t in samples["completion"]], index=samples.index, columns=list(RECHECK_MARKERS))
+    ("`samples` plus marker counts, `recheck_markers` (their sum), `first_correct_char`, `after_first_correct_frac`, "
+     "`tokens_after_first_correct`.")
+    marks = pd.DataFrame([count_markers(t) for t in samples["completion"]], index=samples.index,
+                         columns=list(RECHECK_MARKERS))
     out = samples.join(marks.add_prefix("m_"))
     out["recheck_markers"] = marks.sum(axis=1)
     pos = [first_correct_position(t, g) for t, g in zip(samples["completion"], samples["gold"])]
@@ -165,7 +168,8 @@ def add_sample_signals(samples:pd.DataFrame, # from `load_samples`
 def bucket_table(samples:pd.DataFrame, # with `add_sample_signals` columns
                  stats:pd.DataFrame, # from `per_problem_stats`
                 ) -> pd.DataFrame:
-    "Per difficulty bucket: problems, samples, mean tokens, accuracy, re-check markers per sample, share after the first correct answer."
+    ("Per difficulty bucket: problems, samples, mean tokens, accuracy, re-check markers per sample, "
+     "share after the first correct answer.")
     s = samples.merge(stats[["problem_id", "bucket"]], on="problem_id")
     g = s.groupby("bucket", observed=False)
     t = pd.DataFrame({"problems": stats.groupby("bucket", observed=False).size(), "samples": g.size(),
@@ -235,8 +239,10 @@ def analyze(source, # a sample store (see `load_samples`)
         "recheck_markers_per_sample": float(sig["recheck_markers"].mean()),
         "marker_totals": {k: int(sig["m_" + k].sum()) for k in RECHECK_MARKERS},
         "first_correct_found_rate": float(found.mean()),
-        "after_first_correct_frac_mean": float(sig.loc[found, "after_first_correct_frac"].mean()) if found.any() else None,
-        "tokens_after_first_correct_mean": float(sig.loc[found, "tokens_after_first_correct"].mean()) if found.any() else None,
+        "after_first_correct_frac_mean":
+            float(sig.loc[found, "after_first_correct_frac"].mean()) if found.any() else None,
+        "tokens_after_first_correct_mean":
+            float(sig.loc[found, "tokens_after_first_correct"].mean()) if found.any() else None,
         "length_quartiles": json.loads(qt.to_json(orient="records")),
         "by_bucket": json.loads(bt.to_json(orient="records")),
         "load": samples.attrs.get("load_report", {}),
@@ -248,9 +254,11 @@ class AnalyzeConfig:
     "Options of `o1-pruner analyze`."
     store: str = field(default=None, metadata={"help": "sample store folder (stage 1 output)"})
     output_dir: str = field(default=None, metadata={"help": "folder for tables, plots and summary.json"})
-    hard_below: float = field(default=0.3, metadata={"help": "problems with accuracy below this are 'hard' (0 = 'unsolved')"})
+    hard_below: float = field(default=0.3, metadata={
+        "help": "problems with accuracy below this are 'hard' (0 = 'unsolved')"})
     easy_at: float = field(default=0.8, metadata={"help": "problems with accuracy at or above this are 'easy'"})
-    tokenizer: str|None = field(default=None, metadata={"help": "tokenizer path/name for exact token counts after the first correct answer"})
+    tokenizer: str|None = field(default=None, metadata={
+        "help": "tokenizer path/name for exact token counts after the first correct answer"})
     plots: bool = field(default=True, metadata={"help": "write the PNG plots"})
 
     def __post_init__(self):
@@ -260,7 +268,8 @@ class AnalyzeConfig:
 
 def analyze_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner analyze`: write the difficulty analysis of a sample store."
-    (cfg,) = parse_config([AnalyzeConfig], argv, prog="o1-pruner analyze", description="Stage 2: difficulty analysis of a sample store")
+    (cfg,) = parse_config([AnalyzeConfig], argv, prog="o1-pruner analyze",
+                          description="Stage 2: difficulty analysis of a sample store")
     if not Path(cfg.store).exists(): raise ConfigError(f"sample store {cfg.store} does not exist")
     check_writable(cfg.output_dir)
     tok = load_tokenizer(check_model(cfg.tokenizer, "tokenizer")) if cfg.tokenizer else None

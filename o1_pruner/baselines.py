@@ -1,4 +1,4 @@
-"""The three baselines of the paper's Table 2 on the same training data: the Fast-Solving Prompt (a speed suffix at inference), SFT on the shortest correct solutions, and DPO with short-correct vs long pairs.
+"""The paper's Table 2 baselines on the same data: Fast-Solving Prompt, SFT on the shortest correct, DPO short vs long.
 
 Docs: https://o1-pruner.github.io/o1-pruner/baselines.html.md"""
 
@@ -36,7 +36,7 @@ def _prepare(df) -> pd.DataFrame:
     df = load_samples(df)  # validates fields and types, drops duplicates (counted)
     return df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
 
-def shortest_correct(df, # samples: a store folder, a DataFrame (problem_id, sample_idx, num_tokens, finish_reason, correct, ...)
+def shortest_correct(df, # samples: store or DataFrame (problem_id, sample_idx, num_tokens, finish_reason, correct, ...)
                      k:int=2, # solutions kept per problem (paper: 2)
                     ) -> tuple[pd.DataFrame, dict]:
     "The `k` shortest correct, finished samples of each problem (ties by sample_idx), and counts of what was skipped."
@@ -63,7 +63,7 @@ REJECTED_MODES = ("longest", "longest_incorrect")
 def dpo_pairs(df, # samples: a store folder or a DataFrame (as for `shortest_correct`)
               n_chosen:int=2, # chosen (shortest correct, finished) samples per problem, each paired with the rejected
               rejected:str="longest", # "longest" (paper) or "longest_incorrect" (longest wrong or truncated sample)
-              min_length_gap:int=1, # a chosen must be at least this many tokens shorter than the rejected (0 allows equal)
+              min_length_gap:int=1, # chosen at least this many tokens shorter than the rejected (0 allows equal)
              ) -> tuple[pd.DataFrame, dict]:
     "Preference pairs (chosen = shortest correct, rejected = longest) per problem, and counts of what was skipped."
     if n_chosen < 1: raise ValueError(f"n_chosen must be >= 1, got {n_chosen}")
@@ -108,16 +108,19 @@ def _with_eos(text:str, finished:bool, eos:str|None) -> str:
     return text + eos if (finished and eos and not text.endswith(eos)) else text
 
 def _print_report(title:str, rep:dict):
-    skipped = {k: v for k, v in rep.items() if v and (k.startswith("problems_no") or k.endswith(("excluded", "_problems", "fewer_than_k", "fewer_than_n_chosen")))}
+    skipped = {k: v for k, v in rep.items() if v and (k.startswith("problems_no") or
+               k.endswith(("excluded", "_problems", "fewer_than_k", "fewer_than_n_chosen")))}
     main = {k: rep[k] for k in ("problems_in", "samples_in", "problems_used", "rows", "pairs") if k in rep}
-    print(f"{title}: " + ", ".join(f"{k}={v}" for k, v in main.items()) + (f"; skipped/notes: {skipped}" if skipped else ""))
+    print(f"{title}: " + ", ".join(f"{k}={v}" for k, v in main.items())
+          + (f"; skipped/notes: {skipped}" if skipped else ""))
 
 def _check_text(df:pd.DataFrame, cols:Sequence[str], what:str):
     for c in cols:
         bad = df[c].isna() | df[c].astype(str).str.strip().eq("")
         if bad.any():
             ex = df.loc[bad, "problem_id"].head(3).tolist()
-            raise ValueError(f"{what}: {int(bad.sum())} row(s) have no `{c}` text (needed for training), e.g. problems {ex}")
+            raise ValueError(f"{what}: {int(bad.sum())} row(s) have no `{c}` text (needed for training), "
+                             f"e.g. problems {ex}")
 
 def sft_dataset(samples, # a store folder or a DataFrame of samples
                 k:int=2, # shortest correct solutions per problem
@@ -125,7 +128,8 @@ def sft_dataset(samples, # a store folder or a DataFrame of samples
                 system:str|None="marco", # system prompt of the training turns (as o1_pruner.reward)
                 verbose:bool=True, # print the selection counts
                ):
-    "A `datasets.Dataset` (problem_id, sample_idx, messages, completion, length) of the k shortest correct solutions; `.info.description` holds the counts."
+    ("A `datasets.Dataset` (problem_id, sample_idx, messages, completion, length) of the k shortest correct solutions; "
+     "`.info.description` holds the counts.")
     import datasets
     sel, rep = shortest_correct(samples, k)
     if len(sel): _check_text(sel, ["problem", "completion"], "sft_dataset")
@@ -149,16 +153,20 @@ def dpo_dataset(samples, # a store folder or a DataFrame of samples
                 system:str|None="marco", # system prompt of the training turns
                 verbose:bool=True, # print the pair counts
                ):
-    "A `datasets.Dataset` of preference pairs: problem_id, messages, chosen, rejected (+ indices, token counts); counts in `.info.description`."
+    ("A `datasets.Dataset` of preference pairs: problem_id, messages, chosen, rejected (+ indices, token counts); "
+     "counts in `.info.description`.")
     import datasets
     pairs, rep = dpo_pairs(samples, n_chosen, rejected, min_length_gap)
     if len(pairs): _check_text(pairs, ["problem", "chosen_completion", "rejected_completion"], "dpo_dataset")
     data = dict(problem_id=pairs["problem_id"].astype(str).tolist(),
                 messages=[training_messages(p, system) for p in pairs["problem"].tolist()],
                 chosen=[_with_eos(c, True, eos_text) for c in pairs["chosen_completion"].tolist()],
-                rejected=[_with_eos(c, f == "stop", eos_text) for c, f in zip(pairs["rejected_completion"].tolist(), pairs["rejected_finish_reason"])],
-                chosen_idx=pairs["chosen_idx"].astype(int).tolist(), rejected_idx=pairs["rejected_idx"].astype(int).tolist(),
-                chosen_tokens=pairs["chosen_tokens"].astype(int).tolist(), rejected_tokens=pairs["rejected_tokens"].astype(int).tolist(),
+                rejected=[_with_eos(c, f == "stop", eos_text)
+                          for c, f in zip(pairs["rejected_completion"].tolist(), pairs["rejected_finish_reason"])],
+                chosen_idx=pairs["chosen_idx"].astype(int).tolist(),
+                rejected_idx=pairs["rejected_idx"].astype(int).tolist(),
+                chosen_tokens=pairs["chosen_tokens"].astype(int).tolist(),
+                rejected_tokens=pairs["rejected_tokens"].astype(int).tolist(),
                 rejected_correct=pairs["rejected_correct"].astype(bool).tolist())
     ds = datasets.Dataset.from_dict(data, features=datasets.Features({
         "problem_id": datasets.Value("string"),
@@ -178,7 +186,8 @@ def tokenize_sft(ds, # output of `sft_dataset`
                  cutoff_len:int|None=None, # max tokens (prompt + completion)
                  enable_thinking:bool|None=None, # chat-template flag (Qwen3)
                 ):
-    "input_ids / response_mask / length rows for causal-LM fine-tuning (the collator makes the labels); drops (and reports) prompts that fill the cutoff."
+    ("input_ids / response_mask / length rows for causal-LM fine-tuning (the collator makes the labels); "
+     "drops (and reports) prompts that fill the cutoff.")
     rows, dropped = [], []
     for i, r in enumerate(ds):
         try: t = tokenize_example(tokenizer, r["messages"], r["completion"], cutoff_len, enable_thinking)
@@ -192,7 +201,8 @@ def tokenize_dpo(ds, # output of `dpo_dataset`
                  cutoff_len:int|None=None, # max tokens of prompt + chosen and of prompt + rejected
                  enable_thinking:bool|None=None, # chat-template flag (Qwen3)
                 ):
-    "TRL's pre-tokenised preference rows: prompt_ids, chosen_ids, rejected_ids (+ length); drops (and reports) prompts that fill the cutoff."
+    ("TRL's pre-tokenised preference rows: prompt_ids, chosen_ids, rejected_ids (+ length); "
+     "drops (and reports) prompts that fill the cutoff.")
     rows, dropped = [], []
     for i, r in enumerate(ds):
         try:
@@ -201,14 +211,17 @@ def tokenize_dpo(ds, # output of `dpo_dataset`
         except PromptTooLong: dropped.append(i); continue
         n_p = len(c["input_ids"]) - sum(c["response_mask"])
         assert c["input_ids"][:n_p] == j["input_ids"][:n_p]
-        rows.append(dict(prompt_ids=c["input_ids"][:n_p], chosen_ids=c["input_ids"][n_p:], rejected_ids=j["input_ids"][n_p:],
+        rows.append(dict(prompt_ids=c["input_ids"][:n_p], chosen_ids=c["input_ids"][n_p:],
+                         rejected_ids=j["input_ids"][n_p:],
                          length=max(len(c["input_ids"]), len(j["input_ids"])), problem_id=r["problem_id"]))
     return _finish_tokenized(rows, dropped, len(ds), cutoff_len)
 
 def _finish_tokenized(rows, dropped, n, cutoff_len):
     import datasets
-    if dropped: print(f"dropped {len(dropped)} of {n} rows whose prompt alone fills cutoff_len={cutoff_len} (first: row {dropped[0]})")
-    if not rows: raise ValueError(f"no training rows left (of {n}): " + ("the prompts fill cutoff_len" if dropped else "the selection is empty"))
+    if dropped: print(f"dropped {len(dropped)} of {n} rows whose prompt alone fills cutoff_len={cutoff_len} "
+                      f"(first: row {dropped[0]})")
+    if not rows: raise ValueError(f"no training rows left (of {n}): "
+                                  + ("the prompts fill cutoff_len" if dropped else "the selection is empty"))
     out = datasets.Dataset.from_list(rows)
     out.info.description = json.dumps({"prompt_too_long_dropped": len(dropped)})
     return out
@@ -220,23 +233,37 @@ BASELINE_TRAIN_METHODS = ("sft-shortest", "dpo")
 class BaselineArguments:
     "Data and loss options of the trained baselines (`o1-pruner train --method sft-shortest|dpo`)."
     method: str = field(default="sft-shortest", metadata={"help": "sft-shortest | dpo"})
-    store_dir: str|None = field(default=None, metadata={"help": "sample store (stage 1) of the training problems; --dataset_dir is accepted too", "aliases": ["--dataset_dir"]})
-    cutoff_len: int = field(default=3072, metadata={"help": "max tokens per sequence (prompt + completion), as for O1-Pruner"})
-    system: str|None = field(default="marco", metadata={"help": "system prompt of the training turns: marco, qwq, default, none or text (as build-dataset)"})
-    eos_text: str|None = field(default=None, metadata={"help": "end-of-turn text appended to finished completions; default the tokenizer's eos_token"})
+    store_dir: str|None = field(default=None, metadata={
+        "help": "sample store (stage 1) of the training problems; --dataset_dir is accepted too",
+        "aliases": ["--dataset_dir"]})
+    cutoff_len: int = field(default=3072, metadata={
+        "help": "max tokens per sequence (prompt + completion), as for O1-Pruner"})
+    system: str|None = field(default="marco", metadata={
+        "help": "system prompt of the training turns: marco, qwq, default, none or text (as build-dataset)"})
+    eos_text: str|None = field(default=None, metadata={
+        "help": "end-of-turn text appended to finished completions; default the tokenizer's eos_token"})
     enable_thinking: bool|None = field(default=None, metadata={"help": "chat-template enable_thinking (Qwen3)"})
-    n_shortest: int = field(default=2, metadata={"help": "sft-shortest: shortest correct, finished solutions per problem (paper: 2)"})
-    n_chosen: int = field(default=2, metadata={"help": "dpo: chosen (shortest correct) solutions per problem (paper: 2)"})
-    rejected: str = field(default="longest", metadata={"help": "dpo: longest (paper; may be correct) | longest_incorrect (longest wrong or truncated)"})
-    min_length_gap: int = field(default=1, metadata={"help": "dpo: a chosen must be at least this many tokens shorter than the rejected"})
+    n_shortest: int = field(default=2, metadata={
+        "help": "sft-shortest: shortest correct, finished solutions per problem (paper: 2)"})
+    n_chosen: int = field(default=2, metadata={
+        "help": "dpo: chosen (shortest correct) solutions per problem (paper: 2)"})
+    rejected: str = field(default="longest", metadata={
+        "help": "dpo: longest (paper; may be correct) | longest_incorrect (longest wrong or truncated)"})
+    min_length_gap: int = field(default=1, metadata={
+        "help": "dpo: a chosen must be at least this many tokens shorter than the rejected"})
     beta: float = field(default=0.1, metadata={"help": "dpo: beta (strength of the implicit KL to the reference)"})
-    dpo_loss_type: str = field(default="sigmoid", metadata={"help": "dpo: TRL loss type (sigmoid = the DPO paper; ipo, hinge, ...)"})
-    precompute_ref_log_probs: bool = field(default=False, metadata={"help": "dpo: score the reference once before training (no second model in memory)"})
-    max_problems: int|None = field(default=None, metadata={"help": "use only the first N problems of the store (debugging)"})
+    dpo_loss_type: str = field(default="sigmoid", metadata={
+        "help": "dpo: TRL loss type (sigmoid = the DPO paper; ipo, hinge, ...)"})
+    precompute_ref_log_probs: bool = field(default=False, metadata={
+        "help": "dpo: score the reference once before training (no second model in memory)"})
+    max_problems: int|None = field(default=None, metadata={
+        "help": "use only the first N problems of the store (debugging)"})
 
     def __post_init__(self):
-        if self.method not in BASELINE_TRAIN_METHODS: raise ValueError(f"method must be one of {BASELINE_TRAIN_METHODS}, got {self.method!r}")
-        if self.rejected not in REJECTED_MODES: raise ValueError(f"rejected must be one of {REJECTED_MODES}, got {self.rejected!r}")
+        if self.method not in BASELINE_TRAIN_METHODS:
+            raise ValueError(f"method must be one of {BASELINE_TRAIN_METHODS}, got {self.method!r}")
+        if self.rejected not in REJECTED_MODES:
+            raise ValueError(f"rejected must be one of {REJECTED_MODES}, got {self.rejected!r}")
         if self.system in ("none", "None", ""): self.system = None
         for n in ("n_shortest", "n_chosen", "cutoff_len"):
             if getattr(self, n) < 1: raise ValueError(f"{n} must be >= 1, got {getattr(self, n)}")
@@ -255,7 +282,8 @@ def _dpo_config(training_args, bargs:BaselineArguments, trust_remote_code:bool=F
     from transformers import TrainingArguments
     from trl import DPOConfig
     if isinstance(training_args, DPOConfig): return training_args
-    kw = {f.name: getattr(training_args, f.name) for f in dataclasses.fields(TrainingArguments) if f.init and hasattr(training_args, f.name)}
+    kw = {f.name: getattr(training_args, f.name) for f in dataclasses.fields(TrainingArguments)
+          if f.init and hasattr(training_args, f.name)}
     return DPOConfig(**kw, beta=bargs.beta, loss_type=[bargs.dpo_loss_type], max_length=None,
                      precompute_ref_log_probs=bargs.precompute_ref_log_probs, trust_remote_code=trust_remote_code)
 
@@ -288,7 +316,8 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
                    callbacks:list|None=None, # extra Trainer callbacks
                    **overrides, # BaselineArguments fields, e.g. n_shortest=2, rejected="longest_incorrect"
                   ):
-    "Train the SFT-shortest or DPO baseline from a sample store; saves the model, tokenizer and `o1_pruner_train.json`; returns the trainer."
+    ("Train the SFT-shortest or DPO baseline from a sample store; "
+     "saves the model, tokenizer and `o1_pruner_train.json`; returns the trainer.")
     from transformers import Trainer
     bargs = dataclasses.replace(baseline_args or BaselineArguments(method=method), method=method, **overrides)
     if isinstance(model, ModelArguments): margs = model
@@ -308,14 +337,16 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
         data = sft_dataset(df, bargs.n_shortest, eos, bargs.system)
         with targs.main_process_first(desc="tokenising"):
             tok = tokenize_sft(data, tokenizer, bargs.cutoff_len, bargs.enable_thinking)
-        trainer = Trainer(model=net, args=targs, train_dataset=tok, data_collator=BatchCollator(tokenizer.pad_token_id, labels=True),
+        trainer = Trainer(model=net, args=targs, train_dataset=tok,
+                          data_collator=BatchCollator(tokenizer.pad_token_id, labels=True),
                           processing_class=tokenizer, callbacks=callbacks)
     else:
         data = dpo_dataset(df, bargs.n_chosen, bargs.rejected, bargs.min_length_gap, eos, bargs.system)
         with targs.main_process_first(desc="tokenising"):
             tok = tokenize_dpo(data, tokenizer, bargs.cutoff_len, bargs.enable_thinking)
         dargs = _dpo_config(targs, bargs, margs.trust_remote_code)
-        trainer = _dpo_trainer_class()(model=net, args=dargs, train_dataset=tok, processing_class=tokenizer, callbacks=callbacks)
+        trainer = _dpo_trainer_class()(model=net, args=dargs, train_dataset=tok, processing_class=tokenizer,
+                                       callbacks=callbacks)
     counts = json.loads(data.info.description)["counts"]
     counts["prompt_too_long_dropped"] = json.loads(tok.info.description)["prompt_too_long_dropped"]
     if trainer.is_world_process_zero(): record_run(targs.output_dir, settings)
@@ -324,7 +355,8 @@ def train_baseline(method:str, # "sft-shortest" or "dpo"
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
-        info = {"method": bargs.method, "model_args": dataclasses.asdict(margs), "baseline_args": dataclasses.asdict(bargs),
+        info = {"method": bargs.method, "model_args": dataclasses.asdict(margs),
+                "baseline_args": dataclasses.asdict(bargs),
                 "counts": counts, "n_train_rows": len(tok), "global_step": trainer.state.global_step,
                 "store": str(store_dir) if isinstance(store_dir, (str, Path)) else None}
         (out/"o1_pruner_train.json").write_text(json.dumps(info, indent=1, default=str))
@@ -338,8 +370,9 @@ def baseline_cli(argv:Sequence[str]|None=None, # arguments after `o1-pruner trai
                 ) -> int:
     "`o1-pruner train --method sft-shortest|dpo`: train a paper baseline from a sample store (recipe YAML + flags)."
     try:
-        margs, bargs, targs = parse_config([ModelArguments, BaselineArguments, TrainingConfig], argv,
-                                           prog="o1-pruner train", description="Paper baselines: SFT on the shortest correct solutions, or DPO.")
+        margs, bargs, targs = parse_config(
+            [ModelArguments, BaselineArguments, TrainingConfig], argv, prog="o1-pruner train",
+            description="Paper baselines: SFT on the shortest correct solutions, or DPO.")
     except FileNotFoundError as e: raise ConfigError(str(e)) from e
     if not bargs.store_dir: raise ConfigError("--store_dir (a sample store folder) is required")
     if not Path(bargs.store_dir).exists(): raise ConfigError(f"--store_dir {bargs.store_dir} does not exist")
@@ -356,11 +389,12 @@ def baseline_cli(argv:Sequence[str]|None=None, # arguments after `o1-pruner trai
 PROMPT_LABELS = {"fast": "fast-prompt", "very_fast": "very-fast-prompt", "slow": "slow-prompt"}
 
 def comparison_models(base:str, # the base model (path or Hub name)
-                      speeds:Sequence[str]=("fast",), # Fast-Solving Prompt suffixes to add as rows (fast, very_fast, slow)
+                      speeds:Sequence[str]=("fast",), # Fast-Solving Prompt suffixes, a row each (fast, very_fast, slow)
                       base_label:str="base", # label of the base row
                       **trained, # other rows as label=path, e.g. sft=..., dpo=..., o1_pruner=... ('_' becomes '-')
                      ) -> tuple[dict, dict]:
-    "({label: model path}, {label: speed}) for `evaluate`: the base, a prompt row per speed (same weights), then the trained models."
+    ("({label: model path}, {label: speed}) for `evaluate`: the base, a prompt row per speed (same weights), "
+     "then the trained models.")
     bad = [s for s in speeds if s not in PROMPT_LABELS]
     if bad: raise ValueError(f"speeds must be among {list(PROMPT_LABELS)}, got {bad}")
     models = {base_label: str(base)}
@@ -372,11 +406,12 @@ def comparison_models(base:str, # the base model (path or Hub name)
 def fast_prompt_eval(base:str, # the base model (path or Hub name)
                      datasets:Sequence[str]|dict|None=None, # test sets (default: EvalConfig's, the paper's three)
                      speeds:Sequence[str]=("fast",), # speed suffixes, each its own row
-                     trained:dict|None=None, # more rows {label: checkpoint}, e.g. {"sft": ..., "dpo": ..., "o1-pruner": ...}
+                     trained:dict|None=None, # more rows {label: checkpoint}, e.g. {"sft": ..., "o1-pruner": ...}
                      config=None, # an `o1_pruner.evaluate.EvalConfig` with the other settings
                      **overrides, # EvalConfig fields, e.g. output_dir=..., limit=..., max_tokens=...
                     ) -> dict:
-    "Evaluate the base and its Fast-Solving Prompt variants (and optionally trained models) in one run; returns evaluate's metrics."
+    ("Evaluate the base and its Fast-Solving Prompt variants (and optionally trained models) in one run; "
+     "returns evaluate's metrics.")
     from o1_pruner.evaluate import evaluate
     models, mspeeds = comparison_models(base, speeds, **(trained or {}))
     return evaluate(models, datasets, config, model_speeds=[f"{k}={v}" for k, v in mspeeds.items()], **overrides)

@@ -165,7 +165,8 @@ def _plain_number(s:str) -> Decimal|None:
 _RAT_RE = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 
 def _rational(s:str) -> tuple[Fraction, bool]|None:
-    "Value of a plain number, `a/b` or `\\frac{a}{b}` (with optional minus), and whether it was exact (no decimal point)."
+    ("Value of a plain number, `a/b` or `\\frac{a}{b}` (with optional minus), "
+     "and whether it was exact (no decimal point).")
     if len(s) > 60: return None
     d = _plain_number(s)
     if d is not None: return Fraction(d), "." not in s
@@ -497,7 +498,8 @@ def _clearly_differ(g, p) -> bool:
     import sympy
     from sympy import Expr, Symbol
     from sympy.matrices import MatrixBase
-    if not (isinstance(g, Expr) and isinstance(p, Expr)) or isinstance(g, (Symbol, MatrixBase)) or isinstance(p, (Symbol, MatrixBase)):
+    if not (isinstance(g, Expr) and isinstance(p, Expr)) or \
+       isinstance(g, (Symbol, MatrixBase)) or isinstance(p, (Symbol, MatrixBase)):
         return False
     if g.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative) or \
        p.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative): return False
@@ -520,7 +522,8 @@ def _surely_unequal(gp:tuple, pp:tuple) -> bool:
     except Exception: return False
 
 def _surely_ne(g, p) -> bool:
-    "Whether Math-Verify's `sympy_expr_eq(g, p)` must be False: expressions that clearly differ, or tuples/intervals with a part that does."
+    ("Whether Math-Verify's `sympy_expr_eq(g, p)` must be False: expressions that clearly differ, "
+     "or tuples/intervals with a part that does.")
     from sympy import Interval, Tuple
     if isinstance(g, Tuple) and isinstance(p, Tuple):   # element-wise in order; a length mismatch never matches
         return len(g) != len(p) or any(_surely_ne(a, b) for a, b in zip(g.args, p.args))
@@ -532,7 +535,8 @@ def _surely_ne(g, p) -> bool:
 # %% ../nbs/01_grading.ipynb #0b96e5e5
 def _warm_up():
     "Parse and compare once so that forked workers inherit a warm parser (imports, grammar tables)."
-    _parse.__wrapped__("\\frac{x^2+1}{2}", False); verify(list(_parse.__wrapped__("x+1", False)), list(_parse.__wrapped__("1+x", False)), timeout_seconds=None)
+    _parse.__wrapped__("\\frac{x^2+1}{2}", False)
+    verify(list(_parse.__wrapped__("x+1", False)), list(_parse.__wrapped__("1+x", False)), timeout_seconds=None)
 
 # %% ../nbs/01_grading.ipynb #e6d3f8b5
 def _in_main_thread() -> bool: return threading.current_thread() is threading.main_thread()
@@ -562,7 +566,8 @@ def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
 
 # %% ../nbs/01_grading.ipynb #531a91f5
 class _alarm:
-    "Context manager: raise `GradingTimeout` after `seconds` (SIGALRM in the main thread, an async exception elsewhere)."
+    ("Context manager: raise `GradingTimeout` after `seconds` "
+     "(SIGALRM in the main thread, an async exception elsewhere).")
     def __init__(self, seconds): self.seconds = seconds
     def _fire(self, signum, frame):
         signal.setitimer(signal.ITIMER_REAL, 0.1)   # again soon, in case a gc callback or `__del__` swallows this one
@@ -581,7 +586,8 @@ class _alarm:
             self.mode, self.old = "signal", signal.signal(signal.SIGALRM, self._fire)
             signal.setitimer(signal.ITIMER_REAL, float(self.seconds))
         else:   # signals only reach the main thread: a timer thread injects the exception instead
-            self.mode, self.tid, self.lock, self.done, self.fired = "async", threading.get_ident(), threading.Lock(), False, False
+            self.mode, self.tid, self.lock = "async", threading.get_ident(), threading.Lock()
+            self.done, self.fired = False, False
             self.timer = threading.Timer(float(self.seconds), self._fire_async)
             self.timer.daemon = True
             self.timer.start()
@@ -827,8 +833,10 @@ def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs
 @dataclasses.dataclass
 class GradeConfig:
     "Options of `o1-pruner grade`."
-    responses: str = dataclasses.field(metadata={"help": "JSONL file: `id` + `response`, or `problem_id` + `completion`"})
-    dataset: str = dataclasses.field(metadata={"help": "problem source for o1_pruner.data.load_problems (name or path)"})
+    responses: str = dataclasses.field(metadata={
+        "help": "JSONL file: `id` + `response`, or `problem_id` + `completion`"})
+    dataset: str = dataclasses.field(metadata={
+        "help": "problem source for o1_pruner.data.load_problems (name or path)"})
     split: str|None = dataclasses.field(default=None, metadata={"help": "dataset split"})
     output: str|None = dataclasses.field(default=None, metadata={"help": "write per-item results to this JSONL file"})
     mode: str = dataclasses.field(default="last", metadata={"help": "which boxed answer: last or first"})
@@ -890,7 +898,8 @@ def grade_cli(argv:list[str]|None=None, # command-line arguments after `o1-prune
     reasons = {}
     for g in grades: reasons[g.reason] = reasons.get(g.reason, 0) + 1
     table = [("n", f"{n}"), ("correct", f"{correct}"), ("accuracy", f"{correct / n:.4f}"),
-             ("no answer", f"{no_ans}"), ("mean length (chars)", f"{sum(lens) / n:.1f}"), ("skipped lines", f"{len(skipped)}")]
+             ("no answer", f"{no_ans}"), ("mean length (chars)", f"{sum(lens) / n:.1f}"),
+             ("skipped lines", f"{len(skipped)}")]
     w = max(len(k) for k, _ in table)
     print(f"grading {cfg.responses} against {cfg.dataset} ({cfg.extraction} extraction)")
     for k, v in table: print(f"  {k:<{w}}  {v}")
