@@ -24,35 +24,38 @@ def run(seeds, output_dir, extra):
     return rows
 
 
+def mean_sd(xs, fmt="{:.1f}"):
+    xs = [x for x in xs if x is not None]
+    return f"{fmt.format(statistics.mean(xs))} ± {fmt.format(sd(xs))}" if xs else ""
+
+
 def summarize(rows):
+    "Markdown tables: every model over seeds, the pruned model per seed, the reference's statistics, stage times."
     labels = list(rows[0]["models"])
-    print("\n| model | accuracy % (mean ± sd) | mean tokens (mean ± sd) | tokens vs base (mean ± sd) |")
-    print("|---|---|---|---|")
+    cols = ["accuracy %", "mean tokens", "tokens vs base %", "accuracy change (points)", "AES"]
+    print(f"\nmean ± sd over {len(rows)} seeds ({', '.join(map(str, seeds_of(rows)))})\n")
+    print("| model | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
     for label in labels:
-        acc = [r["models"][label]["accuracy"] for r in rows]
-        tok = [r["models"][label]["mean_tokens"] for r in rows]
-        red = [r["models"][label]["token_reduction"] for r in rows if r["models"][label]["token_reduction"] is not None]
-        red_s = f"{-100 * statistics.mean(red):+.1f}% ± {100 * sd(red):.1f}" if red else ""
-        print(f"| {label} | {statistics.mean(acc):.1f} ± {sd(acc):.1f} | {statistics.mean(tok):.1f} ± {sd(tok):.1f} | {red_s} |")
-    print("\n| seed | pruned model | tokens vs base | accuracy change (points) | target met (<= 0.6x tokens, >= -1 point) "
-          "| reference accuracy % by length quartile, all samples (Q1 shortest) | same, within problems | total s |")
+        cells = [mean_sd([r["models"][label][c] for r in rows], "{:.2f}" if c == "AES" else "{:.1f}") for c in cols]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\n| seed | pruned model | tokens vs base % | accuracy change (points) | target met (<= 0.6x tokens, "
+          ">= -1 point) | reference within Q1..Q4 % | reference global Q1..Q4 % | demo wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for seed, r in zip(seeds_of(rows), rows):
-        q = r.get("reference_quartiles") or {}
-        fmt = lambda xs: " ".join(f"{100 * x:.1f}" for x in xs) if xs else "?"
-        met = r["token_reduction"] >= 0.4 and r["accuracy_change_points"] >= -1.0
-        print(f"| {seed} | {r['pruned_model']} | {-100 * r['token_reduction']:+.1f}% | {r['accuracy_change_points']:+.1f} | "
-              f"{'yes' if met else 'no'} | {fmt(q.get('acc_global'))} | {fmt(q.get('acc_within'))} | {r['total_seconds']:.0f} |")
-    chg = [r["accuracy_change_points"] for r in rows]
-    red = [r["token_reduction"] for r in rows]
-    print(f"\npruned model over {len(rows)} seeds: tokens {-100 * statistics.mean(red):+.1f}% ± {100 * sd(red):.1f}, "
-          f"accuracy {statistics.mean(chg):+.2f} ± {sd(chg):.2f} points")
+        m, ref = r["models"][r["pruned_model"]], list(r["reference_statistics"].values())[-1]  # after the paper's
+        q = lambda kind: " ".join(f"{ref[f'{kind} Q{i}']:.1f}" for i in range(1, 5))
+        print(f"| {seed} | {r['pruned_model']} | {m['tokens vs base %']:+.1f} | {m['accuracy change (points)']:+.1f} | "
+              f"{'yes' if r['target_met'] else 'no'} | {q('within')} | {q('global')} | {r['wall_seconds']:.0f} |")
+    red = [r["models"][r["pruned_model"]]["tokens vs base %"] for r in rows]
+    chg = [r["models"][r["pruned_model"]]["accuracy change (points)"] for r in rows]
+    print(f"\npruned model over {len(rows)} seeds: tokens {mean_sd(red)}%, accuracy {mean_sd(chg, '{:+.2f}')} points; "
+          f"target met on {sum(r['target_met'] for r in rows)} of {len(rows)} seeds")
     print("\n| stage | seconds, mean over seeds | max |\n|---|---|---|")
     for stage in rows[0]["stage_seconds"]:
         xs = [r["stage_seconds"].get(stage, 0) for r in rows]
         print(f"| {stage} | {statistics.mean(xs):.1f} | {max(xs):.1f} |")
-    tot = [r["total_seconds"] for r in rows]
-    print(f"| total | {statistics.mean(tot):.1f} | {max(tot):.1f} |")
+    tot = [r["wall_seconds"] for r in rows]
+    print(f"| demo wall time | {statistics.mean(tot):.1f} | {max(tot):.1f} |")
 
 
 def sd(xs):
@@ -60,7 +63,7 @@ def sd(xs):
 
 
 def seeds_of(rows):
-    return [r["config"]["seed"] for r in rows]
+    return [r["settings"]["seed"] for r in rows]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Greedy accuracy on held-out test problems (also with re-checks forbidden, and with the `fast` instruction), and
 K samples per problem at temperature 0.7 (192 new tokens at most, as the demo's pre-sampling): accuracy by length
 quartile within problems and globally, re-checks per trace by difficulty, catches and second-guessing flips.
-`--save` records the numbers in the model folder's toy_meta.json (`statistics`), which 08_toy shows.
+`--save` records the numbers in the model folder's toy_meta.json (`statistics`), which 11_toy shows.
 
 usage: python bench/toy_reference_check.py [--model DIR] [--n 1000] [--k 8] [--k-fast 4] [--threads 1] [--save]
 """
