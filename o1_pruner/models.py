@@ -297,8 +297,9 @@ def load_policy(model_args:ModelArguments, # model options
     if not model_args.model_name_or_path: raise ValueError("model_name_or_path is required")
     tokenizer = load_tokenizer(model_args.tokenizer_name_or_path or model_args.model_name_or_path,
                                model_args.trust_remote_code)
-    model = load_causal_lm(model_args.model_name_or_path, torch.float32, model_args.attn_implementation,
-                           model_args.trust_remote_code)
+    with deepspeed_on_cpu(training_args) if training_args is not None else contextlib.nullcontext():  # ZeRO-3 Init
+        model = load_causal_lm(model_args.model_name_or_path, torch.float32, model_args.attn_implementation,
+                               model_args.trust_remote_code)
     if model_args.finetuning_type == "freeze":
         apply_freeze(model, model_args.freeze_trainable_layers, model_args.freeze_train_head)
     elif model_args.finetuning_type == "lora":
