@@ -18,8 +18,8 @@ Fails (exit 1, one line per finding: page, cell, kind, what) on:
 
 Cells are numbered as in the source notebook `nbs/<page>.ipynb` (0-based, like nbformat and nbdev's messages);
 cells that nbdev adds (the `show_doc` of an exported name) carry the number of the cell that defines the name.
-Alt text for a figure: give the cell a Quarto option `#| fig-alt: what the figure shows` (a YAML list, one
-entry per image, for a cell that shows several).
+Alt text for a figure: give the cell a Quarto option `#| fig-alt: what the figure shows` (a one-line list
+`["...", "..."]`, one entry per image, for a cell that shows several; nbdev reads indented `#|` lines as directives).
 
 usage: python tools/check_docs.py [--pages 06_difficulty ...] [--out DIR] [--no-screenshots] [--no-browser]
 Needs Chromium (`apt-get install chromium`, or --chromium PATH) and MathJax 3 under the artifact folder
