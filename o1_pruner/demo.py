@@ -363,6 +363,7 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: the full demo)
     plan, run_dir = demo_plan(cfg), Path(cfg.output_dir)
     if cfg.threads: torch.set_num_threads(cfg.threads)
     check_resumable(cfg, plan)
+    _SHOWN.clear()   # a new run in this process shows every stage's line once again
     with output_lock(run_dir):
         print(f"o1-pruner demo: {plan['rounds']} round(s) of {plan['variants']}, baselines {plan['baselines']}; "
               f"log: {run_dir / 'demo.log'}", flush=True)
