@@ -42,6 +42,7 @@ TEXT_KEYS = ("text", "content", "completion", "response", "output")
 FINISH_ALIASES = {"eos": "stop", "end_turn": "stop", "stop_sequence": "stop", "stop_token": "stop",
                   "max_tokens": "length", "max_length": "length", "truncated": "length"}
 
+# %% ../nbs/13_rollouts.ipynb #9ee23e4b
 class RowError(DataError):
     "A row, or one sample of a row, that cannot be imported."
 
@@ -71,8 +72,10 @@ class Fields:
     sample_idx: str|None = None # sample index (per-sample files)
     solution: str|None = None # a reference solution, whose \boxed{} is the gold answer when no answer field exists
 
+# %% ../nbs/13_rollouts.ipynb #9de9bceb
 def _off(name): return isinstance(name, str) and name.strip().lower() in ("none", "")
 
+# %% ../nbs/13_rollouts.ipynb #9387f617
 def _is_label(v) -> bool:
     vals = v if isinstance(v, list) else [v]
     try: return bool(vals) and all(parse_label(x) is not None for x in vals)
@@ -134,6 +137,7 @@ def _plain(v):
     if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
     return v
 
+# %% ../nbs/13_rollouts.ipynb #8504393d
 def _gold(v, solution) -> str|None:
     if isinstance(v, (bool, list, dict)): raise ValueError(f"holds a {type(v).__name__}, not an answer")
     if isinstance(v, float) and v.is_integer(): v = int(v)
@@ -142,6 +146,7 @@ def _gold(v, solution) -> str|None:
     if (v is None or not str(v).strip()) and isinstance(solution, str): v = find_boxed(solution)
     return v.strip() if isinstance(v, str) and v.strip() else None
 
+# %% ../nbs/13_rollouts.ipynb #2ce79ab4
 def _text(v) -> tuple[str, str|None]:
     "(text, finish reason or None) of one completion: a string, or an object with a text field."
     if isinstance(v, str): return v, None
@@ -150,6 +155,7 @@ def _text(v) -> tuple[str, str|None]:
             if isinstance(v.get(k), str): return v[k], v.get("finish_reason", v.get("stop_reason"))
     raise ValueError(f"is a {type(v).__name__}, not text")
 
+# %% ../nbs/13_rollouts.ipynb #19e8e0ba
 def _finish(v) -> str:
     if v is None: return "stop"
     if not isinstance(v, str): raise ValueError(f"finish reason {v!r} is not a string")
@@ -205,6 +211,7 @@ def parse_row(row:dict, # one source row (plain Python values)
 # %% ../nbs/13_rollouts.ipynb #d4233408
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
+# %% ../nbs/13_rollouts.ipynb #0d1e97a5
 def _dataset_rows(ds, split, origin):
     import datasets
     if isinstance(ds, datasets.DatasetDict):
@@ -212,6 +219,7 @@ def _dataset_rows(ds, split, origin):
         ds = ds[split]
     return ds.to_list(), ds._fingerprint
 
+# %% ../nbs/13_rollouts.ipynb #6a59740a
 def read_source(source:str, # file, folder, saved dataset or hub dataset name
                 split:str|None=None, # split of a dataset dict / hub dataset (hub default: train)
                 config:str|None=None, # hub dataset config
@@ -247,6 +255,7 @@ def _skip(report:dict, err:Exception, what:str):
     first = report.setdefault("first_skipped", [])
     if len(first) < 5: first.append(str(err))
 
+# %% ../nbs/13_rollouts.ipynb #03d4f52a
 def collect_problems(sources:list[tuple[str, list]], # from `read_source`
                      fields:Fields, # from `detect_fields`
                      skip_bad_rows:bool=False, # skip and count bad rows/samples instead of raising
@@ -313,6 +322,7 @@ def completion_token_ids(tokenizer, # the trained model's tokenizer
     enc = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
     return [list(ids) + ([eos] if f else []) for ids, f in zip(enc, finished)]
 
+# %% ../nbs/13_rollouts.ipynb #5cd0307e
 def completion_lengths(tokenizer, # the trained model's tokenizer
                        texts:Sequence[str], # completion texts
                        finished:Sequence[bool], # whether each finished by itself
@@ -388,16 +398,17 @@ class ImportConfig:
         if self.grading_mode not in ("last", "first"): raise ValueError("--grading_mode must be last or first")
         if self.batch_size < 1: raise ValueError("--batch_size must be >= 1")
 
-# %% ../nbs/13_rollouts.ipynb #76f63e2d
+# %% ../nbs/13_rollouts.ipynb #481ed2d7
 def _model_id(name:str) -> str: return str(Path(name).resolve()) if Path(name).exists() else name
 
+# %% ../nbs/13_rollouts.ipynb #a45dff56
 def import_spec(cfg:ImportConfig, identity:dict, fields:Fields) -> dict:
     "What an imported store's samples depend on (its fingerprint): the source, the fields, tokenizer and grading."
     return {"model": _model_id(cfg.tokenizer), "tokenizer": _model_id(cfg.tokenizer),
             "import": {**identity, "fields": asdict(fields), "problems": cfg.problems, "trust_labels": cfg.trust_labels,
                        "skip_bad_rows": cfg.skip_bad_rows, "grading_mode": cfg.grading_mode}}
 
-# %% ../nbs/13_rollouts.ipynb #481ed2d7
+# %% ../nbs/13_rollouts.ipynb #82687944
 def _label_report(recs:list[dict]) -> dict:
     lab = [r for r in recs if r.get("label") is not None and r.get("grader_correct") is not None]
     dis = [r for r in lab if r["label"] != r["grader_correct"]]
@@ -406,6 +417,7 @@ def _label_report(recs:list[dict]) -> dict:
             "label_false_grader_true": sum(not r["label"] for r in dis),
             "examples": [{k: r.get(k) for k in keys} for r in dis[:5]]}
 
+# %% ../nbs/13_rollouts.ipynb #6770f8d6
 def import_samples(cfg:ImportConfig, # what to import
                    tokenizer=None, # a loaded tokenizer (default: AutoTokenizer of cfg.tokenizer)
                   ) -> tuple[SampleStore, dict]:
@@ -471,6 +483,7 @@ def print_report(rep:dict):
               f"label-wrong/grader-correct); {'labels' if rep['trust_labels'] else 'the grader'} decided")
     if rep["no_gold_label_used"]: print(f"  {rep['no_gold_label_used']} samples have no gold answer: graded by label")
 
+# %% ../nbs/13_rollouts.ipynb #83594265
 def import_samples_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner import-samples`: samples from a file, folder or dataset into a sample store."
     from o1_pruner.config import ConfigError, parse_config
