@@ -40,6 +40,7 @@ def difficulty_bucket(abar:float, # a problem's accuracy over its samples
     if abar >= easy_at: return "easy"
     return "medium"
 
+# %% ../nbs/06_difficulty.ipynb #8ad52313
 def per_problem_stats(samples:pd.DataFrame, # from `load_samples` (optionally with `add_sample_signals` columns)
                       hard_below:float=0.3, # bucket edge, see `difficulty_bucket`
                       easy_at:float=0.8, # bucket edge, see `difficulty_bucket`
@@ -74,6 +75,7 @@ def length_quartiles(samples:pd.DataFrame) -> pd.DataFrame:
     glob = pd.Series(np.arange(len(g)) * 4 // max(len(g), 1) + 1, index=g.index).reindex(samples.index)
     return samples.assign(q_within=within.astype(int), q_global=glob.astype(int))
 
+# %% ../nbs/06_difficulty.ipynb #33bd6e48
 def length_quartile_table(samples:pd.DataFrame) -> pd.DataFrame:
     "Accuracy, mean tokens and count per length quartile (Q1 shortest), within problems and overall."
     q = length_quartiles(samples)
@@ -115,6 +117,7 @@ def normalize_answer(s:str|None) -> str:
     s = re.sub(r"^[a-zA-Z]=", "", s)
     return s
 
+# %% ../nbs/06_difficulty.ipynb #f08d627c
 def answers_match(a:str|None, gold:str|None) -> bool:
     "Whether answer `a` equals `gold` after `normalize_answer` (or as numbers)."
     na, ng = normalize_answer(a), normalize_answer(gold)
@@ -123,6 +126,7 @@ def answers_match(a:str|None, gold:str|None) -> bool:
     try: return math.isclose(float(na.replace(",", "")), float(ng.replace(",", "")), rel_tol=1e-9, abs_tol=1e-12)
     except ValueError: return False
 
+# %% ../nbs/06_difficulty.ipynb #db3ef65c
 def _boxed_spans(text:str):
     for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
         depth, i = 1, m.end()
@@ -130,6 +134,7 @@ def _boxed_spans(text:str):
             depth += {"{": 1, "}": -1}.get(text[i], 0); i += 1
         if depth == 0: yield text[m.end():i - 1], i
 
+# %% ../nbs/06_difficulty.ipynb #ad12e0b9
 def first_correct_position(text:str, # a completion
                            gold:str|None, # the gold answer
                           ) -> int|None:
@@ -165,6 +170,7 @@ def add_sample_signals(samples:pd.DataFrame, # from `load_samples`
     out["tokens_after_first_correct"] = toks
     return out
 
+# %% ../nbs/06_difficulty.ipynb #97a9db76
 def bucket_table(samples:pd.DataFrame, # with `add_sample_signals` columns
                  stats:pd.DataFrame, # from `per_problem_stats`
                 ) -> pd.DataFrame:
@@ -249,6 +255,7 @@ def analyze(source, # a sample store (see `load_samples`)
     }
     return {"samples": sig, "stats": stats, "quartiles": qt, "buckets": bt, "summary": summary}
 
+# %% ../nbs/06_difficulty.ipynb #2dacadbf
 @dataclass
 class AnalyzeConfig:
     "Options of `o1-pruner analyze`."
@@ -266,6 +273,7 @@ class AnalyzeConfig:
         if not self.output_dir: raise ValueError("--output_dir is required")
         if isinstance(self.tokenizer, str) and self.tokenizer.lower() in ("none", ""): self.tokenizer = None
 
+# %% ../nbs/06_difficulty.ipynb #8f765bba
 def analyze_cli(argv:Sequence[str]|None=None) -> int:
     "`o1-pruner analyze`: write the difficulty analysis of a sample store."
     (cfg,) = parse_config([AnalyzeConfig], argv, prog="o1-pruner analyze",

@@ -167,6 +167,7 @@ def _pick_samples(n:int, m:int|None, rng:np.random.Generator) -> np.ndarray:
     if m is None or m >= n: return np.arange(n)
     return np.sort(rng.choice(n, size=m, replace=False))
 
+# %% ../nbs/07_reward.ipynb #017aedc9
 def _lengths(df:pd.DataFrame, length_field:str, counts:dict) -> pd.Series:
     if length_field == "num_tokens": return df["num_tokens"].astype("float64")
     tt = df["thinking_tokens"] if "thinking_tokens" in df else pd.Series([None] * len(df), index=df.index)
@@ -178,6 +179,7 @@ def _lengths(df:pd.DataFrame, length_field:str, counts:dict) -> pd.Series:
                       "their num_tokens is used as the length")
     return tt.where(~missing, df["num_tokens"]).astype("float64")
 
+# %% ../nbs/07_reward.ipynb #eb2ba9d5
 def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame or a datasets.Dataset of samples
                            config:RewardConfig|None=None, # reward options (defaults: the reference code)
                            tokenizer=None, # gives the end-of-turn text (eos_token) unless config.eos_text is set
@@ -266,6 +268,7 @@ def build_rewarded_dataset(source, # a SampleStore, a store folder, a DataFrame 
               f"({counts['samples_in']} samples in){'; skipped: ' + str(skipped) if skipped else ''}")
     return ds
 
+# %% ../nbs/07_reward.ipynb #3f6a5840
 def reward_stats(ds) -> dict:
     "Summary numbers (mean, std, min, max) of the reward and advantage columns, and the row counts."
     out = {"rows": len(ds), "problems": len(set(ds["problem_id"])) if len(ds) else 0}
@@ -298,6 +301,7 @@ def save_rewarded_dataset(ds, # the rewarded dataset
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return out
 
+# %% ../nbs/07_reward.ipynb #f17a40b4
 def _source_path(source) -> Path|None:
     if isinstance(source, (str, os.PathLike)): return Path(source)
     p = getattr(source, "path", None) or getattr(source, "root", None)
@@ -309,6 +313,7 @@ def _row_key(row) -> str:
                                 sort_keys=True).encode())
     return h.hexdigest()[:20]
 
+# %% ../nbs/07_reward.ipynb #6c555f38
 def _read_cache(cache_dir:Path) -> dict:
     "Scored rows of every shard file in a score cache: key -> (ref_logp, n, token hash)."
     out = {}
@@ -453,12 +458,13 @@ class BuildDatasetConfig:
             check_range(errs, name, getattr(self, name), lo)
         if errs: raise ValueError("; ".join(errs))
 
+# %% ../nbs/07_reward.ipynb #39ff9a6c
 def scoring_dtype(cfg:BuildDatasetConfig, device:str) -> torch.dtype:
     "The weight dtype `cfg` scores with on `device`."
     if cfg.dtype != "auto": return getattr(torch, cfg.dtype)
     return torch.bfloat16 if cfg.autocast == "none" and device.startswith("cuda") else torch.float32
 
-# %% ../nbs/07_reward.ipynb #39ff9a6c
+# %% ../nbs/07_reward.ipynb #20e930ba
 def _score_worker(ds_path:str, ref:str, cfg:BuildDatasetConfig, shard_index:int, devices:str|None, threads:int|None):
     "One data-parallel scoring process: its share of the rows into the shared cache."
     if devices is not None: os.environ["CUDA_VISIBLE_DEVICES"] = devices
@@ -473,6 +479,7 @@ def _score_worker(ds_path:str, ref:str, cfg:BuildDatasetConfig, shard_index:int,
                              shard_index=shard_index, num_shards=cfg.data_parallel)
     return model_numerics(model, cfg.autocast)
 
+# %% ../nbs/07_reward.ipynb #bd77a740
 def score_data_parallel(ds, ref:str, cfg:BuildDatasetConfig, tokenizer):
     "Score `ds` with `cfg.data_parallel` spawned processes (one GPU group each), then merge their caches."
     import concurrent.futures as cf, multiprocessing as mp
@@ -492,7 +499,7 @@ def score_data_parallel(ds, ref:str, cfg:BuildDatasetConfig, tokenizer):
     return score_reference_logprobs(ds, None, tokenizer, cutoff=cfg.cutoff, cache_dir=tmp.parent,
                                     enable_thinking=cfg.enable_thinking, numerics=numerics, progress=False), numerics
 
-# %% ../nbs/07_reward.ipynb #f9dc9586
+# %% ../nbs/07_reward.ipynb #42a3b69d
 def _score(ds, ref:str, cfg:BuildDatasetConfig, tokenizer, model):
     "The rewarded dataset with reference log-probs, in this process or data-parallel; and the scoring numerics."
     if cfg.data_parallel > 1: return score_data_parallel(ds, ref, cfg, tokenizer)
@@ -501,6 +508,7 @@ def _score(ds, ref:str, cfg:BuildDatasetConfig, tokenizer, model):
                                   chunk_size=cfg.chunk_size, enable_thinking=cfg.enable_thinking)
     return ds, model_numerics(model, cfg.autocast)
 
+# %% ../nbs/07_reward.ipynb #0ad56265
 def _drop_unscorable(ds):
     "Rows whose prompt filled the cutoff (no response token), removed and counted in the report."
     report = json.loads(ds.info.description or "{}")

@@ -157,6 +157,7 @@ def _rule_shortest_within_tolerance(history:list[dict], tolerance:float=0.0, bas
     if not ok: return _rule_best_accuracy(history)
     return min(ok, key=lambda i: (history[i]["mean_tokens"], -history[i]["accuracy"]))
 
+# %% ../nbs/08_finetune.ipynb #66e796d1
 def _rule_best_accuracy(history:list[dict], tolerance:float=0.0, baseline:float|None=None):
     "Index of the most accurate evaluation (shortest on ties)."
     return min(range(len(history)), key=lambda i: (-history[i]["accuracy"], history[i]["mean_tokens"]))
