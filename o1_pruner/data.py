@@ -101,6 +101,7 @@ PROBLEM_COLUMNS = ("id", "problem", "answer", "solution", "source", "level", "su
 class DataError(ConfigError):
     "A problem file or row that cannot be mapped to the problem schema."
 
+# %% ../nbs/00_data.ipynb #aa806972
 class MissingAnswer(DataError):
     "A row whose answer field is present but empty (it cannot be graded)."
 
@@ -111,15 +112,18 @@ def _pick(row:dict, names:Sequence[str]):
         if v is not None and (not isinstance(v, str) or v.strip()): return n, v
     return None, None
 
+# %% ../nbs/00_data.ipynb #2770a0f8
 def _gsm8k_split(answer:str):
     "Split a GSM8K answer `worked solution #### 18` into (final answer, solution)."
     sol, _, final = answer.rpartition("####")
     return final.strip().replace(",", ""), sol.strip() or None
 
+# %% ../nbs/00_data.ipynb #81a9193e
 def _number_str(x) -> str:
     "`27` for 27 and 27.0, `0.5` for 0.5."
     return str(int(x)) if isinstance(x, float) and x.is_integer() else repr(x) if isinstance(x, float) else str(x)
 
+# %% ../nbs/00_data.ipynb #3ab7d9c4
 def normalize_row(row:dict, # one raw record
                   index:int, # its position in the file (for error messages)
                   origin:str, # file or dataset name (for error messages)
@@ -169,6 +173,7 @@ def _text(path:Path) -> str:
         line = data[:e.start].count(b"\n") + 1
         raise DataError(f"{path}: not UTF-8 text (line {line}, byte {e.start}); save it as UTF-8") from None
 
+# %% ../nbs/00_data.ipynb #a1eafdbe
 def _read_records(path:Path) -> list[dict]:
     suffix = "".join(path.suffixes[-1:]).lower()
     if suffix == ".jsonl":
@@ -283,6 +288,7 @@ def _system_text(system:str|None) -> str|None:
     if system is None: return None
     return SYSTEM_PROMPTS[system] if system in SYSTEM_PROMPTS else system
 
+# %% ../nbs/00_data.ipynb #a0447647
 def build_messages(problem:str, # the problem text
                    system:str|None="marco", # a key of SYSTEM_PROMPTS, a literal system prompt, or None
                    speed:str|None=None, # a key of SPEED_SUFFIXES (Fast-Solving Prompt baseline)
@@ -296,6 +302,7 @@ def build_messages(problem:str, # the problem text
     sys_text = _system_text(system)
     return ([{"role": "system", "content": sys_text}] if sys_text else []) + [{"role": "user", "content": user}]
 
+# %% ../nbs/00_data.ipynb #04bf900d
 def training_messages(problem:str, # the problem text
                       system:str|None=TRAIN_SYSTEM_PROMPT, # system prompt (key or text), None for none
                      ) -> list[dict]:

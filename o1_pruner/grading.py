@@ -84,6 +84,7 @@ def _clean_phrase(s:str) -> str:
     m = _NUMBER_AND_UNIT.fullmatch(s)
     return m.group(1) if m else s
 
+# %% ../nbs/01_grading.ipynb #2ef74577
 def _labelled_answer(text:str, which:str="last") -> tuple[str, str]|None:
     "(answer, rule) from the last (or first) labelled answer in `text`: a `#### x` line or an answer label."
     ms = list(_LABEL_RE.finditer(text))
@@ -114,6 +115,7 @@ def _mv_extract(text:str, use_timeouts:bool=False) -> tuple[str, list]|None:
     if not any(not isinstance(x, str) for x in found): return None
     return next((x for x in found if isinstance(x, str)), str(found[0])), found
 
+# %% ../nbs/01_grading.ipynb #b21c400a
 def _last_number(text:str) -> str|None:
     "The last number in `text` (`1,234` and `-0.5` included), or None."
     m = None
@@ -131,9 +133,11 @@ MAX_RESPONSE_CHARS = 400_000  # ~100k tokens: far beyond any generation limit us
 MAX_ANSWER_CHARS = 1_000      # extracted/gold answers longer than this are not parsed
 DEFAULT_TIMEOUT = 5.0
 
+# %% ../nbs/01_grading.ipynb #6ee75e6c
 class GradingTimeout(BaseException):
     "Raised by the grading alarm; a BaseException so library `except Exception` blocks cannot swallow it."
 
+# %% ../nbs/01_grading.ipynb #16672672
 class _DropTimeoutWarning(logging.Filter):
     def filter(self, record): return "Timeout is disabled" not in record.getMessage()
 for _n in ("math_verify.parser", "math_verify.grader", "math_verify"):
@@ -162,6 +166,7 @@ def _plain_number(s:str) -> Decimal|None:
     try: return Decimal(s)
     except InvalidOperation: return None
 
+# %% ../nbs/01_grading.ipynb #fdd04f85
 _RAT_RE = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 
 def _rational(s:str) -> tuple[Fraction, bool]|None:
@@ -177,6 +182,7 @@ def _rational(s:str) -> tuple[Fraction, bool]|None:
     v = Fraction(int(a), int(b))
     return (-v if m.group(1) else v), True
 
+# %% ../nbs/01_grading.ipynb #7717387b
 def _rational_match(p:str, g:str) -> bool|None:
     "True/False when both answers are plain rationals and the comparison is certain, else None (ask Math-Verify)."
     pr, gr = _rational(p), _rational(g)
@@ -200,10 +206,12 @@ _Q_UNSAFE = re.compile(r"boxed|fbox|\$|(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 
 class _Bail(Exception): "The answer is outside what the quick reader mirrors exactly."
 
+# %% ../nbs/01_grading.ipynb #5ae6e158
 def _probe(name:str, k:int) -> float:
     "Value of variable `name` at probe point `k` (0 or 1): a fixed number in [0.5, 2]."
     return 0.5 + 1.5 * (zlib.crc32(f"{name}/{k}".encode()) % 100_003) / 100_003
 
+# %% ../nbs/01_grading.ipynb #a0fe4721
 def _tokens(s:str) -> list[tuple[str, str]]:
     "(kind, text) tokens of `s` for the quick reader: num, cmd, sym, op, open, close."
     out, i = [], 0
@@ -228,6 +236,7 @@ class _Node:
     kind: str = ""      # "tc" (pi, e), "root" (root of an integer that is not a perfect power), "num", "sym", "call"
     head: bool = False  # a variable or constant (maybe raised to a power): `x(2)`, `\pi^2(x)` are calls
 
+# %% ../nbs/01_grading.ipynb #99101cd8
 class _QuickParser:
     "Recursive-descent reader of one scalar answer: values at two probe points (see `_quick_values`)."
     def __init__(self, toks): self.t, self.i, self.big, self.names, self.last_kind = toks, 0, 1.0, set(), ""
@@ -271,6 +280,7 @@ def factors(self:_QuickParser):
         fs.append(self.postfix())
     return fs
 
+# %% ../nbs/01_grading.ipynb #628933a4
 def _surely_irrational(fs:list) -> bool:
     "Whether a product of constant factors is surely irrational: pi or e times numbers and roots, or one root."
     kinds = [f.kind for f in fs]
@@ -278,6 +288,7 @@ def _surely_irrational(fs:list) -> bool:
         return True
     return kinds == ["root"]
 
+# %% ../nbs/01_grading.ipynb #bd8247d6
 @patch
 def implicit(self:_QuickParser, fs:list):
     "Product of juxtaposed factors, or give up where latex2sympy could read a mixed number."
@@ -290,7 +301,7 @@ def implicit(self:_QuickParser, fs:list):
     for f in fs[1:]: v = [a * b for a, b in zip(v, f.v)]
     return self.node(v, sym=any(f.sym for f in fs))
 
-# %% ../nbs/01_grading.ipynb #628933a4
+# %% ../nbs/01_grading.ipynb #99214828
 @patch
 def postfix(self:_QuickParser):
     "An atom with an optional exponent (`^{...}`, one digit, or one letter; `^T` is a transpose)."
@@ -313,6 +324,7 @@ def postfix(self:_QuickParser):
     tc = n.kind == "tc" and not e.sym and e.v[0] == round(e.v[0]) and e.v[0] > 0
     return self.node(out, sym=n.sym or e.sym, head=n.head, kind="call" if n.kind == "call" else "tc" if tc else "")
 
+# %% ../nbs/01_grading.ipynb #090e9bc0
 @patch
 def symbol(self:_QuickParser, name=None):
     "A variable (a letter or Greek letter, optionally with an alphanumeric subscript); `e` is Euler's number."
@@ -336,7 +348,7 @@ def symbol(self:_QuickParser, name=None):
     self.names.add(name)
     return self.node([_probe(name, 0), _probe(name, 1)], sym=True, kind="sym", head=True)
 
-# %% ../nbs/01_grading.ipynb #642f898b
+# %% ../nbs/01_grading.ipynb #70ab408d
 @patch
 def atom(self:_QuickParser):
     "A number, variable, `(...)`, `\\pi`, `\\frac{}{}`, `\\sqrt[n]{}` or function call."
@@ -374,6 +386,7 @@ def atom(self:_QuickParser):
     root = not a.sym and a.v[0] == round(a.v[0]) and round(round(a.v[0]) ** (1 / k)) ** k != round(a.v[0])
     return self.node([x ** (1 / k) for x in a.v], sym=a.sym, kind="root" if root else "")
 
+# %% ../nbs/01_grading.ipynb #d884fe38
 @patch
 def group(self:_QuickParser):
     "A braced argument `{...}`."
@@ -387,6 +400,7 @@ def _scalar(t:str, names:set|None=None) -> tuple[_Node, float]:
     if names is not None: names |= p.names
     return n, p.big
 
+# %% ../nbs/01_grading.ipynb #d61ca46e
 def _split_top(t:str) -> list[str]:
     "Parts of `t` at top-level commas (outside (), [], {} and \\{ \\})."
     parts, depth, last = [], 0, 0
@@ -398,12 +412,14 @@ def _split_top(t:str) -> list[str]:
         if depth < 0: raise _Bail()
     return parts + [t[last:]]
 
+# %% ../nbs/01_grading.ipynb #373bf2da
 _INFINITY = re.compile(r"\s*[+-]?\s*\\infty\s*")
 
 def _part(n:tuple) -> tuple:
     "(values, magnitude, has variables) of a read part."
     return n[0].v, n[1], n[0].sym
 
+# %% ../nbs/01_grading.ipynb #46d3781d
 def _assignment(t:str) -> tuple[str, tuple]:
     "(`=x`, value of the right side) for `x = ...` where the right side does not mention `x`."
     lhs, rhs = t.split("=")
@@ -453,16 +469,19 @@ def _apart(a:tuple, b:tuple) -> bool:
     return all(x != y if math.isinf(x) or math.isinf(y) else
                abs(x - y) > 1e-4 * max(1.0, abs(x), abs(y)) and abs(x - y) > 1e-9 * big for x, y in zip(xs, ys))
 
+# %% ../nbs/01_grading.ipynb #e823158f
 def _ordered(shape:str, xs:tuple) -> bool:
     "Whether a pair is surely a proper interval or a tuple (never an empty or one-point interval)."
     if all(x < y for x, y in zip(xs[0][0], xs[1][0])) and _apart(xs[0], xs[1]): return True
     return shape in ("()", "[]") and not xs[0][2] and not xs[1][2] and _apart(xs[0], xs[1])
 
+# %% ../nbs/01_grading.ipynb #dc62ae1f
 def _several(shape:str, xs:tuple) -> bool:
     "Whether a collection surely has two or more members (so it cannot equal one number)."
     if shape == "set": return len(xs) >= 2 and all(_apart(x, y) for i, x in enumerate(xs) for y in xs[i + 1:])
     return len(xs) >= 3 and shape in ("()", "[]") or len(xs) == 2 and _ordered(shape, xs)
 
+# %% ../nbs/01_grading.ipynb #cddbfc8b
 def _quick_differ(p:str, g:str) -> bool:
     "Whether normalised answers `p` and `g` surely differ for Math-Verify (False means: don't know)."
     a, b = _quick_values(p), _quick_values(g)
@@ -514,6 +533,7 @@ def _clearly_differ(g, p) -> bool:
         if abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b)): return False
     return True
 
+# %% ../nbs/01_grading.ipynb #d4efae59
 def _surely_unequal(gp:tuple, pp:tuple) -> bool:
     "Whether `verify(gp, pp)` must be False: strings differ and the sympy values clearly differ."
     if len(gp) != 2 or len(pp) != 2 or not (isinstance(gp[1], str) and isinstance(pp[1], str)): return False
@@ -521,6 +541,7 @@ def _surely_unequal(gp:tuple, pp:tuple) -> bool:
     try: return _surely_ne(gp[0], pp[0])
     except Exception: return False
 
+# %% ../nbs/01_grading.ipynb #cf0a4fa2
 def _surely_ne(g, p) -> bool:
     ("Whether Math-Verify's `sympy_expr_eq(g, p)` must be False: expressions that clearly differ, "
      "or tuples/intervals with a part that does.")
@@ -541,6 +562,7 @@ def _warm_up():
 # %% ../nbs/01_grading.ipynb #e6d3f8b5
 def _in_main_thread() -> bool: return threading.current_thread() is threading.main_thread()
 
+# %% ../nbs/01_grading.ipynb #3fbcdd97
 def answers_match(pred:str, # an extracted answer
                   gold:str, # the gold answer
                   _mv_timeouts:bool|None=None, # let Math-Verify use its own alarms (default: when we set none)
@@ -548,6 +570,7 @@ def answers_match(pred:str, # an extracted answer
     "Whether two answer strings are mathematically equal, and the reason (`ok` or `parse error`)."
     return _match(_normalize(pred), _normalize(gold), _mv_timeouts)
 
+# %% ../nbs/01_grading.ipynb #ff76c6ca
 @lru_cache(maxsize=200_000)
 def _match(p:str, g:str, _mv_timeouts) -> tuple[bool, str]:
     "Cached comparison of two normalised answers (samples of one problem repeat the same answers)."
@@ -618,6 +641,7 @@ def _gold_str(gold) -> str|None:
     if isinstance(gold, str): return gold
     return None
 
+# %% ../nbs/01_grading.ipynb #cb28cb83
 def _several_parts(gold:str) -> bool:
     "Whether a gold answer has several parts: a list, a set, 'a and b', `\\pm`."
     s = re.sub(r"\\left|\\right", "", _normalize(gold))
@@ -631,6 +655,7 @@ def _several_parts(gold:str) -> bool:
         elif depth == 0: return True
     return False
 
+# %% ../nbs/01_grading.ipynb #f81d4aa1
 def _numeric_gold(gold:str) -> bool: return _plain_number(_normalize(gold)) is not None
 
 # %% ../nbs/01_grading.ipynb #893d8f3d
@@ -641,6 +666,7 @@ class _Answer(NamedTuple):
     rule: str               # which rule found it: boxed, several boxes, ####, answer line, math-verify, last number
     parsed: list|None = None  # Math-Verify's parse, for the math-verify rule
 
+# %% ../nbs/01_grading.ipynb #c8e615f5
 def _extract(text:str, mode:str="last", extraction:str="flexible", gold:str|None=None,
              use_timeouts:bool=False) -> _Answer:
     "The final answer of a response by the rules in order (see above)."
@@ -659,6 +685,7 @@ def _extract(text:str, mode:str="last", extraction:str="flexible", gold:str|None
     if (gold is None or _numeric_gold(gold)) and (n := _last_number(text)): return _Answer(n, "last number")
     return _Answer(None, "none")
 
+# %% ../nbs/01_grading.ipynb #ce6d2f0c
 def _check_options(mode, extraction):
     if mode not in ("last", "first"): raise ValueError(f"mode must be 'last' or 'first', got {mode!r}")
     if extraction not in EXTRACTIONS: raise ValueError(f"extraction must be one of {EXTRACTIONS}, got {extraction!r}")
@@ -706,6 +733,7 @@ def grade(response:str, # a whole model response (extraction happens inside)
     except Exception as e:
         return Grade(False, extracted, f"error: {type(e).__name__}: {str(e)[:200]}")
 
+# %% ../nbs/01_grading.ipynb #563e5fa3
 def _verify_parsed(found:list, gold:str, mvt:bool) -> tuple[bool, str]:
     "Compare Math-Verify's own parse of a response with the gold answer."
     mv = mvt and _in_main_thread()
@@ -713,6 +741,7 @@ def _verify_parsed(found:list, gold:str, mvt:bool) -> tuple[bool, str]:
     if not gp: return False, "parse error"
     return bool(verify(list(gp), found, timeout_seconds=5 if mv else None)), "ok"
 
+# %% ../nbs/01_grading.ipynb #3f9695e5
 def is_correct(response:str, # a whole model response
                gold:str, # the gold answer
                extraction:str="flexible", # "flexible" or "strict" (see `grade`)
@@ -726,6 +755,7 @@ def _grade_item(args, timeout, mode, extraction="flexible"):
     try: return tuple(grade(r, g, mode=mode, timeout=timeout, extraction=extraction))
     except BaseException as e: return (False, None, f"error: {type(e).__name__}: {str(e)[:200]}")
 
+# %% ../nbs/01_grading.ipynb #278378f9
 def _worker_main(conn, timeout, mode, extraction):
     "Worker process: receive chunks of (idx, response, gold), send one result per item."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -735,10 +765,12 @@ def _worker_main(conn, timeout, mode, extraction):
         if task is None: return
         for idx, r, g in task: conn.send((idx, _grade_item((r, g), timeout, mode, extraction)))
 
+# %% ../nbs/01_grading.ipynb #433a4eee
 def _default_workers() -> int:
     try: return max(1, len(os.sched_getaffinity(0)))
     except AttributeError: return max(1, os.cpu_count() or 1)
 
+# %% ../nbs/01_grading.ipynb #78990748
 def grade_batch(responses:Sequence, # model responses, or (response, gold) pairs when `golds` is None
                 golds:Sequence|None=None, # gold answers, one per response
                 n_workers:int|None=None, # worker processes (None: usable CPUs; 1: grade in this process)
@@ -853,6 +885,7 @@ class GradeConfig:
             raise ValueError(f"--extraction must be one of {EXTRACTIONS}, got {self.extraction!r}")
         if self.timeout <= 0: raise ValueError(f"--timeout must be > 0, got {self.timeout}")
 
+# %% ../nbs/01_grading.ipynb #a12994bd
 def read_responses(path:str|Path, # JSONL with `id`+`response` or `problem_id`+`completion` per line
                   ) -> tuple[list[tuple[str, object]], list[str]]:
     "Read (problem id, response) rows; returns rows and messages about skipped lines."
@@ -873,6 +906,7 @@ def read_responses(path:str|Path, # JSONL with `id`+`response` or `problem_id`+`
             rows.append((str(pid), resp))
     return rows, skipped
 
+# %% ../nbs/01_grading.ipynb #1fdb7ff2
 def grade_cli(argv:list[str]|None=None, # command-line arguments after `o1-pruner grade`
              ) -> int:
     "`o1-pruner grade`: grade a responses file against a dataset and print an accuracy table."

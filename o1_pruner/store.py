@@ -209,6 +209,7 @@ def iter_records(self, warn:bool=True, # warn once, with counts and the first ba
 @patch_to(SampleStore)
 def records(self) -> list[dict]: return list(self.iter_records())
 
+# %% ../nbs/02_store.ipynb #33e83dcf
 @patch_to(SampleStore)
 def index(self) -> dict[str, dict]:
     "Per problem id: the sample indices present, and its stored problem text and prompt (to plan a rerun)."
@@ -219,6 +220,7 @@ def index(self) -> dict[str, dict]:
         e["sample_idxs"].add(r["sample_idx"])
     return idx
 
+# %% ../nbs/02_store.ipynb #ed0df7c3
 @patch_to(SampleStore)
 def set_runtime(self, runtime:dict, # engine facts (backend, dtype, devices, versions)
                ):
@@ -229,12 +231,13 @@ def set_runtime(self, runtime:dict, # engine facts (backend, dtype, devices, ver
     tmp = self.path / f".store.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta, indent=2, default=str)); os.replace(tmp, self.meta_path)
 
-# %% ../nbs/02_store.ipynb #563efb9f
+# %% ../nbs/02_store.ipynb #9ca81e36
 @patch_to(SampleStore)
 def to_pandas(self) -> pd.DataFrame:
     "All records as a DataFrame sorted by (problem_id, sample_idx), validated as `load_samples` does."
     return load_samples(self)
 
+# %% ../nbs/02_store.ipynb #902d9fbb
 @patch_to(SampleStore)
 def to_dataset(self):
     "All records as a `datasets.Dataset` (same order as `to_pandas`)."
