@@ -40,6 +40,7 @@ def problem_split(problem:str, # a toy problem such as "47+18+93"
     b = int(hashlib.md5(problem.encode()).hexdigest()[:8], 16) % 100
     return next(s for s, (lo, hi) in SPLITS.items() if lo <= b < hi)
 
+# %% ../nbs/11_toy.ipynb #49f5e21c
 def parse_problem(problem:str, # "47+18+93"
                  ) -> list[int]:
     "The terms of a toy problem."
@@ -47,6 +48,7 @@ def parse_problem(problem:str, # "47+18+93"
         raise ValueError(f"not a toy problem (expected terms joined by '+', like '47+18'): {problem!r}")
     return [int(t) for t in problem.strip().split("+")]
 
+# %% ../nbs/11_toy.ipynb #58612dac
 def is_hard(problem:str|list[int], # problem string or its terms
            ) -> bool:
     "True when some partial sum reaches 100 (the steps where the trace generator injects mistakes)."
@@ -57,12 +59,14 @@ def is_hard(problem:str|list[int], # problem string or its terms
         if s >= 100: return True
     return False
 
+# %% ../nbs/11_toy.ipynb #34d390ee
 def difficulty(problem:str, # a toy problem
               ) -> str:
     "Difficulty label: `easy` (no partial sum >= 100, always 2 terms), `hard-2`, `hard-3`, `hard-4` by number of terms."
     terms = parse_problem(problem)
     return f"hard-{len(terms)}" if is_hard(terms) else "easy"
 
+# %% ../nbs/11_toy.ipynb #52009d25
 def make_problems(n:int, # number of problems
                   seed:int=0, # seed of the random stream
                   min_terms:int=2, # fewest terms per problem
@@ -103,11 +107,13 @@ class Trace:
     n_fixed: int = 0  # wrong results caught by a re-check
     n_flips: int = 0  # right results a re-check changed to wrong ones (second-guessing)
 
+# %% ../nbs/11_toy.ipynb #c641f16b
 def trace_tokens(text:str, # assistant content
                 ) -> int:
     "Its length in toy tokens (one per character, `<think>`/`</think>` one each), end-of-turn token included."
     return len(text) - text.count("<think>") * 6 - text.count("</think>") * 7 + 1
 
+# %% ../nbs/11_toy.ipynb #931f20f8
 @functools.lru_cache(maxsize=None)
 def _p_another_check(n_steps:int, before:tuple, here:int, counts:tuple) -> float:
     "P(one more re-check | `before` per earlier step, `here` on this one) when N ~ `counts` is spread uniformly."
@@ -120,6 +126,7 @@ def _p_another_check(n_steps:int, before:tuple, here:int, counts:tuple) -> float
             num += p * (alloc[len(before)] > here)
     return num / den if den else 0.0
 
+# %% ../nbs/11_toy.ipynb #c29abd80
 def _pick(rng:random.Random, options:list, weights:list, temperature:float):
     "One of `options`, drawn with `weights` sharpened to `temperature` (0: the most likely one)."
     if temperature == 0: return options[max(range(len(options)), key=lambda i: weights[i])]
@@ -227,6 +234,7 @@ def length_statistics(samples, # DataFrame: problem, sample_idx, completion, num
                 by_difficulty={d: {k: round(float(v), 4) for k, v in row.items()} for d, row in by.iterrows()},
                 **{f"{k}_per_trace": round(float(df[k].mean()), 4) for k in ("catches", "flips", "misses")})
 
+# %% ../nbs/11_toy.ipynb #240c83a4
 def generator_samples(n:int=1000, # problems
                       k:int=8, # samples per problem
                       temperature:float=0.7, # 1: the training data; 0.7: an exact imitator at the demo's temperature
@@ -300,6 +308,7 @@ def toy_config(vocab_size:int=102, # tokenizer size
                        intermediate_size=intermediate_size, max_position_embeddings=max_position_embeddings,
                        tie_word_embeddings=True, pad_token_id=0, eos_token_id=2, bos_token_id=None)
 
+# %% ../nbs/11_toy.ipynb #895398da
 def sft_example(tokenizer, # the toy tokenizer
                 problem:str, # problem text
                 completion:str, # assistant content (trace)
@@ -311,6 +320,7 @@ def sft_example(tokenizer, # the toy tokenizer
     c = tokenizer(completion + tokenizer.eos_token, add_special_tokens=False).input_ids
     return p + c, [-100] * len(p) + c
 
+# %% ../nbs/11_toy.ipynb #baa9cdbc
 def _length_grouped_batches(examples, batch_size, rng):
     "Split examples into batches of similar length, in random batch order."
     order = sorted(range(len(examples)), key=lambda i: (len(examples[i][0]), rng.random()))
@@ -318,6 +328,7 @@ def _length_grouped_batches(examples, batch_size, rng):
     rng.shuffle(batches)
     return batches
 
+# %% ../nbs/11_toy.ipynb #34632eee
 def _collate(batch, pad_id):
     import torch
     L = max(len(x) for x, _ in batch)
@@ -327,6 +338,7 @@ def _collate(batch, pad_id):
         ids[i, :len(x)] = torch.tensor(x); labels[i, :len(y)] = torch.tensor(y); mask[i, :len(x)] = 1
     return ids, labels, mask
 
+# %% ../nbs/11_toy.ipynb #dc7fef15
 def _sft_pass(tok, problems, rng, p_fast):
     "One pass over `problems`: a fresh trace each, in the fast style (and with its prompt) for a fraction `p_fast`."
     out = []
@@ -335,6 +347,7 @@ def _sft_pass(tok, problems, rng, p_fast):
         out.append(sft_example(tok, p, make_trace(p, rng, **SPEED_STYLES[speed or "none"]).text, speed))
     return out
 
+# %% ../nbs/11_toy.ipynb #110f4c81
 def train_reference(steps:int=3000, # optimizer steps
                     seed:int=0, # seed (problems, traces, init)
                     n_train:int=10000, # distinct training problems (fresh traces every pass)
@@ -386,6 +399,7 @@ def reference_path() -> Path:
     import o1_pruner
     return Path(o1_pruner.__file__).parent / "assets" / "toy_reference"
 
+# %% ../nbs/11_toy.ipynb #78da6f1a
 def save_reference(model, # trained model
                    tok, # its tokenizer
                    out_dir:str|Path, # destination folder
@@ -402,6 +416,7 @@ def save_reference(model, # trained model
     if meta is not None: (out / "toy_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out
 
+# %% ../nbs/11_toy.ipynb #07c04880
 def build_reference(out_dir:str|Path, # destination folder
                     steps:int=3000, # SFT steps
                     seed:int=0, # seed
@@ -423,6 +438,7 @@ def build_reference(out_dir:str|Path, # destination folder
                 params=sum(p.numel() for p in model.parameters()), **info)
     return save_reference(model, tok, out_dir, meta)
 
+# %% ../nbs/11_toy.ipynb #eca9392e
 def load_reference(path:str|Path|None=None, # model folder (default: the shipped one)
                   ):
     "Load (model, tokenizer) of a toy model folder with the Auto classes."
@@ -441,6 +457,7 @@ def extract_toy_answer(text:str, # a completion
     m = _BOXED.findall(text)
     return m[-1] if m else None
 
+# %% ../nbs/11_toy.ipynb #9c1390a5
 def generate_batch(model, # a toy model
                    tok, # its tokenizer
                    problems:list[str], # problem strings
@@ -483,6 +500,7 @@ def _sample_frame(problems:list[str], golds:list[str], results:list[dict], k:int
     df["correct"] = [extract_toy_answer(c) == g for c, g in zip(df["completion"], [g for g in golds for _ in range(k)])]
     return df
 
+# %% ../nbs/11_toy.ipynb #b5fb3aa5
 def reference_statistics(path:str|Path|None=None, # model folder (default: the shipped one)
                          n:int=1000, # held-out test problems
                          k:int=8, # samples per problem without an instruction
@@ -538,6 +556,7 @@ def statistics_table(named:dict, # column name -> `length_statistics` dict
     order = [f"within Q{i}" for i in range(1, 5)] + ["within Q4 - Q1"] + [f"global Q{i}" for i in range(1, 5)]
     return t.reindex(order + [r for r in t.index if r not in order]).round(2)
 
+# %% ../nbs/11_toy.ipynb #7776482a
 def plot_statistics(named:dict, # label -> `length_statistics` dict
                     title:str="Accuracy by length quartile of a model's own samples (paper's Table 1)", # figure title
                    ):
