@@ -60,6 +60,7 @@ def _check_scale(base_acc, acc, scale):
         raise ValueError(f"base_acc={base_acc} and acc={acc} look like different scales (percent vs fraction); "
                          "convert one, or pass scale='percent'/'fraction' if the values are right")
 
+# %% ../nbs/09_evaluation.ipynb #6a9e077d
 def aes(base_acc:float, # base model accuracy (percent or fraction)
         base_tokens:float, # base model mean tokens (> 0)
         acc:float, # this model's accuracy, on the same scale as `base_acc`
@@ -236,6 +237,7 @@ def _nanmean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return float(np.mean(xs)) if xs else None
 
+# %% ../nbs/09_evaluation.ipynb #d668b020
 def compare(metrics:dict, # {model: {dataset: store_metrics(...)}}
             base:str, # label of the base model
            ) -> dict:
@@ -357,6 +359,7 @@ def _plt():
     import seaborn as sns
     return plt, sns
 
+# %% ../nbs/09_evaluation.ipynb #93088cd1
 def plot_acc_vs_tokens(summary:pd.DataFrame, # one row per model x dataset: model, dataset, accuracy, mean_tokens
                        path:str|Path, # PNG to write
                       ) -> Path:
@@ -372,6 +375,7 @@ def plot_acc_vs_tokens(summary:pd.DataFrame, # one row per model x dataset: mode
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 
+# %% ../nbs/09_evaluation.ipynb #fa5a35d2
 def add_difficulty(samples:pd.DataFrame, # all samples: model, dataset, problem_id, correct, problem, optional level
                    base:str, # base model label
                    how:str="auto", # "auto", "level", "base_acc" or "length"
@@ -403,6 +407,7 @@ def add_difficulty(samples:pd.DataFrame, # all samples: model, dataset, problem_
     df["difficulty"] = df["difficulty"].fillna("unknown")
     return df, how
 
+# %% ../nbs/09_evaluation.ipynb #b774b196
 def reduction_by_difficulty(samples:pd.DataFrame, # samples with a `difficulty` column (see `add_difficulty`)
                             base:str, # base model label
                            ) -> pd.DataFrame:
@@ -413,6 +418,7 @@ def reduction_by_difficulty(samples:pd.DataFrame, # samples with a `difficulty` 
     g["token_reduction"] = (g["base_tokens"] - g["mean_tokens"]) / g["base_tokens"]
     return g.reset_index(drop=True)
 
+# %% ../nbs/09_evaluation.ipynb #bfe92da0
 _DIFF_ORDER = ["base 100%", "base 51-99%", "base 1-50%", "base 0%", "short", "medium", "long"]
 
 def _difficulty_key(label:str):
@@ -421,6 +427,7 @@ def _difficulty_key(label:str):
     num = re.findall(r"\d+", label)
     return (1, int(num[0]) if num else 0, label)
 
+# %% ../nbs/09_evaluation.ipynb #a9e7fc3a
 def plot_reduction_by_difficulty(red:pd.DataFrame, # output of `reduction_by_difficulty`
                                  path:str|Path, # PNG to write
                                  rule:str="", # difficulty rule, for the title
@@ -440,6 +447,7 @@ def plot_reduction_by_difficulty(red:pd.DataFrame, # output of `reduction_by_dif
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 
+# %% ../nbs/09_evaluation.ipynb #58f445fa
 def plot_token_distribution(samples:pd.DataFrame, # all samples: model, dataset, num_tokens
                             path:str|Path, # PNG to write
                            ) -> Path:
@@ -551,18 +559,23 @@ def protocol_name(n:int, # samples per problem
     "Folder name of an evaluation protocol: `greedy` or `t0.6-p0.95-n8`."
     return "greedy" if temperature == 0 else f"t{temperature:g}-p{top_p:g}-n{n}"
 
+# %% ../nbs/09_evaluation.ipynb #9b24a61d
 def _store_dir(run_dir:Path, model:str, dataset:str, protocol:str) -> Path:
     return Path(run_dir)/"stores"/model/dataset/protocol
 
+# %% ../nbs/09_evaluation.ipynb #9960a071
 def _timing_path(store:Path) -> Path:
     return store.parent/f"{store.name}.timing.json"
 
+# %% ../nbs/09_evaluation.ipynb #ab177d92
 def _forced_dir(run_dir:Path, model:str, dataset:str, protocol:str, budget:int) -> Path:
     return Path(run_dir)/"budget_forcing"/model/dataset/protocol/f"b{int(budget)}"
 
+# %% ../nbs/09_evaluation.ipynb #d74d5f7d
 def _read_json(p:Path, default=None):
     return json.loads(Path(p).read_text()) if Path(p).exists() else default
 
+# %% ../nbs/09_evaluation.ipynb #3c069d63
 def discover_stores(run_dir:str|Path, # a run folder
                     protocol:str|None=None, # which protocol; None: the run's, or the only one present
                    ) -> tuple[dict, str]:
@@ -609,6 +622,7 @@ def add_paired_stats(compared:dict, # output of `compare` (updated in place)
 # %% ../nbs/09_evaluation.ipynb #52963b1b
 def _p(p): return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
+# %% ../nbs/09_evaluation.ipynb #465eee66
 def noise_verdict(model:str, # the compared model
                   dataset:str, # test set (or "average")
                   m:dict, # its metrics with the paired fields
@@ -630,6 +644,7 @@ def noise_verdict(model:str, # the compared model
 def _ci(ci, spec=".1f", scale=1.0):
     return "[–]" if ci is None else f"[{format(ci[0] * scale + 0.0, spec)}, {format(ci[1] * scale + 0.0, spec)}]"
 
+# %% ../nbs/09_evaluation.ipynb #e7715ba4
 def interval_tables(compared:dict, # `compare` output with the statistics (`add_paired_stats`)
                     base:str, # base model label
                     variant:str="written", # AES variant shown
@@ -666,6 +681,7 @@ def environment_block(run:dict, # run.json
                 config_hash=config_hash(cfg) if cfg else None,
                 stores=per, report=environment_info())
 
+# %% ../nbs/09_evaluation.ipynb #5477e333
 def forced_curves(run_dir:Path, # the run folder
                   model:str, dataset:str, protocol:str, # which stores
                   problems:set, # problem ids the report uses
@@ -684,6 +700,7 @@ def forced_curves(run_dir:Path, # the run folder
                 mean_tokens=[float(df["num_tokens"].mean()) for _, df in rows],
                 forced_share=[float(df["forced"].astype(bool).mean()) if "forced" in df else None for _, df in rows])
 
+# %% ../nbs/09_evaluation.ipynb #c747712a
 def _json_safe(o):
     "`o` with NaN/inf floats as None and numpy scalars as Python numbers (metrics.json stays valid JSON)."
     if isinstance(o, dict): return {str(k): _json_safe(v) for k, v in o.items()}
@@ -716,6 +733,7 @@ def add_budget_curves(compared:dict, # `compare` output (updated in place)
                          for b, a in zip(cur["budgets"], cur["accuracy"])] if cur else []
     return pd.DataFrame(rows, columns=["model", "dataset", "budget", "accuracy", "kind"])
 
+# %% ../nbs/09_evaluation.ipynb #ae8f1786
 def _flat_metrics(m:dict) -> dict:
     "The scalar fields of a metrics entry (details.csv): intervals as _lo/_hi, pass@k and maj@k as columns."
     out = {}
@@ -729,6 +747,7 @@ def _flat_metrics(m:dict) -> dict:
 def _fmt(x, spec=".1f", none="–"):
     return none if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
+# %% ../nbs/09_evaluation.ipynb #d9cb3962
 def _load_problem_index(run_dir:Path, dataset:str) -> dict|None:
     "{problem id: level} of the problems a run evaluated on `dataset` (None when the run folder has no list)."
     p = run_dir/"problems"/f"{dataset}.jsonl"
@@ -736,6 +755,7 @@ def _load_problem_index(run_dir:Path, dataset:str) -> dict|None:
     rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
     return {str(r["id"]): r.get("level") for r in rows}
 
+# %% ../nbs/09_evaluation.ipynb #b8601419
 def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores/)
                        base:str|None=None, # base model label (default: run.json's, else the first model)
                        models:Sequence[str]|None=None, # model order (default: run.json's, else alphabetical)
@@ -850,12 +870,14 @@ def report_from_stores(run_dir:str|Path, # an evaluation run folder (with stores
     _write_report(run_dir, run, result, md, details, plot_files, interval_tables(compared, base, aes_variant), diff)
     return result
 
+# %% ../nbs/09_evaluation.ipynb #5b56f100
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
     if isinstance(o, (np.floating,)): return None if np.isnan(o) else float(o)
     if isinstance(o, Path): return str(o)
     return str(o)
 
+# %% ../nbs/09_evaluation.ipynb #d589d460
 def _stat_sections(result:dict, tables:tuple[str, str], diff:pd.DataFrame) -> list[str]:
     "Report sections: noise verdicts, intervals, pass@k/maj@k, thinking/answer tokens, difficulty, budget curves."
     base, st, met = result["base"], result["statistics"], result["metrics"]
@@ -892,6 +914,7 @@ def _stat_sections(result:dict, tables:tuple[str, str], diff:pd.DataFrame) -> li
     L += [""] + _budget_section(rows)
     return L
 
+# %% ../nbs/09_evaluation.ipynb #dd32da54
 def _budget_section(rows:list) -> list[str]:
     "Accuracy at a few budgets of each curve (the full curves are in metrics.json and budget_curve.csv)."
     grid = rows[0][2]["budget_curve"]["budgets"]
@@ -908,6 +931,7 @@ def _budget_section(rows:list) -> list[str]:
                 "Budget forcing: "
                 "samples cut at b tokens and asked for the answer (`--budget_forcing`).", ""]
 
+# %% ../nbs/09_evaluation.ipynb #d153c265
 def _env_section(env:dict) -> list[str]:
     "The environment block: settings and their hash, each store's engine and packages, the report's packages."
     L = ["## Environment", "",
@@ -926,6 +950,7 @@ def _env_section(env:dict) -> list[str]:
     return L + ["", f"Report written with Python {rep['python']} on {rep['platform']}: "
                 + ", ".join(f"{k} {v}" for k, v in rep["packages"].items() if v), ""]
 
+# %% ../nbs/09_evaluation.ipynb #5f457d64
 def _write_report(run_dir, run, result, md, details, plot_files, tables, diff):
     base, variant, protocol = result["base"], result["aes_variant"], result["protocol"]
     L = [f"# Evaluation report", ""]
@@ -1003,6 +1028,7 @@ def parse_specs(items:Sequence[str]|dict, # `label=path` strings, bare paths/nam
         out[lab] = str(p)
     return out
 
+# %% ../nbs/09_evaluation.ipynb #91f39d0b
 def merge_lora_adapter(adapter_dir:str|Path, # LoRA adapter folder
                        out_dir:str|Path, # where to save the merged checkpoint (reused if complete)
                        base_model:str|None=None, # base model (default: adapter_config's base_model_name_or_path)
@@ -1013,6 +1039,9 @@ def merge_lora_adapter(adapter_dir:str|Path, # LoRA adapter folder
     merge_lora(adapter_dir, out_dir, base_model)
     (out_dir/".merged").write_text(json.dumps(dict(adapter=str(adapter_dir), base=str(base_model))))
     return out_dir
+
+
+
 
 # %% ../nbs/09_evaluation.ipynb #23befb53
 def _missing(store:Path, ids:Sequence[str], n:int) -> int:
@@ -1103,11 +1132,13 @@ def forcing_spec(source_spec:dict, # the `store_spec` of the store whose samples
     return dict(source=fingerprint(source_spec), sampling=source_spec["sampling"], budget=int(budget),
                 answer_prompt=answer_prompt, answer_tokens=int(answer_tokens))
 
+# %% ../nbs/09_evaluation.ipynb #380ecbd6
 def _plain(v):
     "A stored value as plain JSON (pandas NA to None, numpy scalars to Python)."
     if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)): return None
     return v.item() if isinstance(v, np.generic) else v
 
+# %% ../nbs/09_evaluation.ipynb #376fd4e0
 def _forced_records(rows:list, # ((record, head text, head ids), continuation Completion) pairs
                     tokenizer, # the model's tokenizer
                    ) -> list[dict]:
@@ -1188,6 +1219,7 @@ def _release(engine:dict):
         if torch.cuda.is_available(): torch.cuda.empty_cache()
     except ImportError: pass
 
+# %% ../nbs/09_evaluation.ipynb #39757e76
 def generate_model_stores(model:str, # model path or hub name (for a LoRA adapter: the folder of the merged model)
                           jobs:Sequence[tuple[str, str]], # (test set, store folder) pairs to fill
                           gen_kw:dict, # `generate_for_eval` settings: n, temperature, ..., backend, speed, ...
@@ -1301,6 +1333,7 @@ class EvalConfig:
         if self.budget_forcing_tokens < 1:
             raise ValueError(f"budget_forcing_tokens must be >= 1, got {self.budget_forcing_tokens}")
 
+# %% ../nbs/09_evaluation.ipynb #018c0d96
 def forcing_budgets(items:Sequence|str|int|None, # budgets as ints or strings such as "256,512"
                     max_tokens:int, # the generation budget (a forcing budget must be below it)
                    ) -> list[int]:
@@ -1317,6 +1350,7 @@ def forcing_budgets(items:Sequence|str|int|None, # budgets as ints or strings su
             out.add(b)
     return sorted(out)
 
+# %% ../nbs/09_evaluation.ipynb #24928f44
 def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {label: speed} dict)
                    ) -> dict:
     "{model label: speed suffix name} from `label=speed` items; `none` means no suffix for that model."
@@ -1333,6 +1367,7 @@ def model_speed_map(items:Sequence[str]|dict|None, # `label=speed` items (or a {
         out[lab] = None if sp == "none" else sp
     return out
 
+# %% ../nbs/09_evaluation.ipynb #460066b6
 def config_command(cfg:EvalConfig) -> str:
     "The `o1-pruner evaluate ...` command line that reproduces `cfg`."
     parts = ["o1-pruner", "evaluate"]
@@ -1422,6 +1457,7 @@ def evaluate(models:Sequence[str]|dict|None=None, # `label=path` items or {label
 _SAMPLE_KEYS = ("backend", "batch_size", "device", "dtype", "tensor_parallel_size", "gpu_memory_utilization",
                 "max_model_len", "trust_remote_code", "system", "user_template", "speed", "enable_thinking", "seed")
 
+# %% ../nbs/09_evaluation.ipynb #585e4c8d
 def evaluate_cli(argv:Sequence[str]|None=None, # command-line arguments after `o1-pruner evaluate`
                 ) -> int:
     "`o1-pruner evaluate`: evaluate models on test sets and write report.md, metrics.json, tables and plots."
