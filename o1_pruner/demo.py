@@ -341,6 +341,7 @@ def check_resumable(cfg:DemoConfig, # settings of this run
 def _pruned_label(v:str, r:int, plan:dict) -> str:
     return f"o1-pruner-{v}" + (f"-r{r}" if plan["rounds"] > 1 and v == plan["iterate"] else "")
 
+# %% ../nbs/12_demo.ipynb #9908894a
 def run_rounds(cfg:DemoConfig, # settings
                plan:dict, # `demo_plan`
               ) -> dict:
@@ -451,6 +452,7 @@ def _md(df:pd.DataFrame, digits:int=1) -> str:
     "Markdown table with `digits` decimals and blanks for missing values."
     return df.astype(object).where(df.notna(), None).to_markdown(floatfmt=f".{digits}f", missingval="")
 
+# %% ../nbs/12_demo.ipynb #f8526c00
 def target_met(row:pd.Series, # a `comparison_frame` row
                max_ratio:float=0.6, # at most this fraction of the reference's tokens
                max_drop:float=1.0, # at most this many accuracy points below the reference
