@@ -32,10 +32,12 @@ def _eligible(g:pd.DataFrame) -> pd.Series:
     "Correct and finished: may be imitated / chosen."
     return g["correct"].astype(bool) & g["finish_reason"].eq("stop")
 
+# %% ../nbs/10_baselines.ipynb #c5e3dff7
 def _prepare(df) -> pd.DataFrame:
     df = load_samples(df)  # validates fields and types, drops duplicates (counted)
     return df.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
 
+# %% ../nbs/10_baselines.ipynb #3b73e21e
 def shortest_correct(df, # samples: store or DataFrame (problem_id, sample_idx, num_tokens, finish_reason, correct, ...)
                      k:int=2, # solutions kept per problem (paper: 2)
                     ) -> tuple[pd.DataFrame, dict]:
@@ -107,6 +109,7 @@ def _with_eos(text:str, finished:bool, eos:str|None) -> str:
     text = text or ""
     return text + eos if (finished and eos and not text.endswith(eos)) else text
 
+# %% ../nbs/10_baselines.ipynb #90b16527
 def _print_report(title:str, rep:dict):
     skipped = {k: v for k, v in rep.items() if v and (k.startswith("problems_no") or
                k.endswith(("excluded", "_problems", "fewer_than_k", "fewer_than_n_chosen")))}
@@ -114,6 +117,7 @@ def _print_report(title:str, rep:dict):
     print(f"{title}: " + ", ".join(f"{k}={v}" for k, v in main.items())
           + (f"; skipped/notes: {skipped}" if skipped else ""))
 
+# %% ../nbs/10_baselines.ipynb #43d8d8d1
 def _check_text(df:pd.DataFrame, cols:Sequence[str], what:str):
     for c in cols:
         bad = df[c].isna() | df[c].astype(str).str.strip().eq("")
@@ -122,6 +126,7 @@ def _check_text(df:pd.DataFrame, cols:Sequence[str], what:str):
             raise ValueError(f"{what}: {int(bad.sum())} row(s) have no `{c}` text (needed for training), "
                              f"e.g. problems {ex}")
 
+# %% ../nbs/10_baselines.ipynb #e869495a
 def sft_dataset(samples, # a store folder or a DataFrame of samples
                 k:int=2, # shortest correct solutions per problem
                 eos_text:str|None=None, # end-of-turn text appended to finished completions (e.g. "<|im_end|>")
@@ -145,6 +150,7 @@ def sft_dataset(samples, # a store folder or a DataFrame of samples
     if verbose: _print_report("sft-shortest data", rep)
     return ds
 
+# %% ../nbs/10_baselines.ipynb #b82a3166
 def dpo_dataset(samples, # a store folder or a DataFrame of samples
                 n_chosen:int=2, # chosen per problem
                 rejected:str="longest", # "longest" | "longest_incorrect"
@@ -196,6 +202,7 @@ def tokenize_sft(ds, # output of `sft_dataset`
                          problem_id=r["problem_id"]))
     return _finish_tokenized(rows, dropped, len(ds), cutoff_len)
 
+# %% ../nbs/10_baselines.ipynb #42dd1673
 def tokenize_dpo(ds, # output of `dpo_dataset`
                  tokenizer, # the model's tokenizer (with a chat template)
                  cutoff_len:int|None=None, # max tokens of prompt + chosen and of prompt + rejected
@@ -216,6 +223,7 @@ def tokenize_dpo(ds, # output of `dpo_dataset`
                          length=max(len(c["input_ids"]), len(j["input_ids"])), problem_id=r["problem_id"]))
     return _finish_tokenized(rows, dropped, len(ds), cutoff_len)
 
+# %% ../nbs/10_baselines.ipynb #14da4ad4
 def _finish_tokenized(rows, dropped, n, cutoff_len):
     import datasets
     if dropped: print(f"dropped {len(dropped)} of {n} rows whose prompt alone fills cutoff_len={cutoff_len} "
@@ -277,6 +285,7 @@ def _store_df(store, max_problems:int|None):
         df = df[df["problem_id"].isin(keep)]
     return df
 
+# %% ../nbs/10_baselines.ipynb #86867460
 def _dpo_config(training_args, bargs:BaselineArguments, trust_remote_code:bool=False):
     "A trl `DPOConfig` with every TrainingArguments value of `training_args` and the DPO options of `bargs`."
     from transformers import TrainingArguments
@@ -287,6 +296,7 @@ def _dpo_config(training_args, bargs:BaselineArguments, trust_remote_code:bool=F
     return DPOConfig(**kw, beta=bargs.beta, loss_type=[bargs.dpo_loss_type], max_length=None,
                      precompute_ref_log_probs=bargs.precompute_ref_log_probs, trust_remote_code=trust_remote_code)
 
+# %% ../nbs/10_baselines.ipynb #fe0c8e7a
 def _dpo_trainer_class():
     from trl import DPOTrainer
     class StoreDPOTrainer(DPOTrainer):
@@ -296,6 +306,7 @@ def _dpo_trainer_class():
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
     return StoreDPOTrainer
 
+# %% ../nbs/10_baselines.ipynb #d36b5290
 def _training_args(training_args, output_dir):
     if training_args is None: training_args = {}
     if isinstance(training_args, dict):
@@ -307,6 +318,7 @@ def _training_args(training_args, output_dir):
         training_args = dataclasses.replace(training_args, output_dir=str(output_dir))
     return training_args
 
+# %% ../nbs/10_baselines.ipynb #4c86c0de
 def train_baseline(method:str, # "sft-shortest" or "dpo"
                    store_dir, # sample store folder (stage 1) or a DataFrame of samples
                    model=None, # model path / Hub name, or `ModelArguments` (default: the store's model)
@@ -403,6 +415,7 @@ def comparison_models(base:str, # the base model (path or Hub name)
         if p is not None: models[lab.replace("_", "-")] = str(p)
     return models, {PROMPT_LABELS[s]: s for s in speeds}
 
+# %% ../nbs/10_baselines.ipynb #4645a613
 def fast_prompt_eval(base:str, # the base model (path or Hub name)
                      datasets:Sequence[str]|dict|None=None, # test sets (default: EvalConfig's, the paper's three)
                      speeds:Sequence[str]=("fast",), # speed suffixes, each its own row

@@ -93,6 +93,7 @@ def score_completions(texts:Sequence[str], # completion texts (no end-of-turn te
 @lru_cache(maxsize=8)
 def _parse_settings(text:str) -> dict: return json.loads(text)
 
+# %% ../nbs/14_rewards.ipynb #b8a00b7f
 def length_harmonizing_reward(prompts:list, # the prompts (unused: the statistics come with the columns)
                               completions:list, # completion texts, or lists of messages ending with the assistant's
                               completion_ids:list|None=None, # generated ids (TRL passes them)
@@ -123,6 +124,7 @@ def _stats(info, what="extra_info") -> tuple[float, float]:
     except (KeyError, TypeError): raise ValueError(f"{what} lacks lbar/abar: use the parquet of `o1-pruner export "
                                                    "--format verl`") from None
 
+# %% ../nbs/14_rewards.ipynb #ec5a283b
 def compute_score(data_source, # verl's data_source column (unused)
                   solution_str:str, # the decoded response
                   ground_truth:str, # reward_model.ground_truth
@@ -134,6 +136,7 @@ def compute_score(data_source, # verl's data_source column (unused)
     o = score_completions([solution_str], [ground_truth], [lb], [ab], settings)[0]
     return {"score": o["reward"], "acc": float(o["correct"]), "length": o["length"]}
 
+# %% ../nbs/14_rewards.ipynb #efa8bcd4
 def compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **settings) -> list[dict]:
     "verl `batch` reward manager form of `compute_score`: one dict per response."
     stats = [_stats(e) for e in extra_infos]
@@ -265,7 +268,7 @@ class ExportConfig:
         if self.format not in ("verl", "trl"): raise ValueError(f"--format must be verl or trl, got {self.format!r}")
         if isinstance(self.dataset, str) and self.dataset.lower() in ("none", ""): self.dataset = None
 
-# %% ../nbs/14_rewards.ipynb #9bdafd0f
+# %% ../nbs/14_rewards.ipynb #a805647a
 def _dataset_config(rcfg, path:str):
     "The RewardConfig a rewarded dataset was built with; `ValueError` if flags given now contradict it."
     man = Path(path) / "manifest.json"
@@ -276,6 +279,7 @@ def _dataset_config(rcfg, path:str):
     if clash: raise DataError(f"{path} was built with other reward options (given, built): {clash}; drop the flags")
     return RewardConfig(**{k: v for k, v in built.items() if k in {f.name for f in dataclasses.fields(RewardConfig)}})
 
+# %% ../nbs/14_rewards.ipynb #1fc33da2
 def export(rcfg, ecfg:ExportConfig) -> dict:
     "Write the export `ecfg` asks for; its manifest."
     if not (Path(ecfg.store) / "store.json").exists():

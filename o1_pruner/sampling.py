@@ -127,6 +127,7 @@ def _model_id(name:str) -> str:
     p = Path(name)
     return str(p.resolve()) if p.exists() else name
 
+# %% ../nbs/05_presampling.ipynb #46bd5a61
 def store_spec(cfg:SampleConfig) -> dict:
     "The configuration a store's samples depend on (compared on every rerun)."
     return {
@@ -147,6 +148,7 @@ def build_prompt(tokenizer, problem:str, cfg:SampleConfig) -> str:
     msgs = build_messages(problem, system=cfg.system, speed=cfg.speed, user_template=cfg.user_template)
     return render_prompt(tokenizer, msgs, enable_thinking=cfg.enable_thinking)
 
+# %% ../nbs/05_presampling.ipynb #22a284e7
 def plan_requests(problems:list[dict], # rows with id, problem, answer, prompt
                   k:int, # samples wanted per problem
                   index:dict, # `SampleStore.index()` of what is already stored
@@ -172,12 +174,14 @@ def _think_ids(tokenizer) -> tuple[int|None, int|None]:
     vocab = tokenizer.get_vocab()
     return vocab.get("<think>"), vocab.get("</think>")
 
+# %% ../nbs/05_presampling.ipynb #1b2fa443
 def split_completion(prompt:str, completion:str) -> tuple[str|None, str]:
     "(thinking or None, answer part) of a completion, knowing whether the prompt opened a think block."
     from o1_pruner.grading import split_thinking
     if prompt.rstrip().endswith("<think>") and "</think>" not in completion: return completion, ""
     return split_thinking(completion)
 
+# %% ../nbs/05_presampling.ipynb #ecf7858d
 def thinking_tokens(tokenizer, prompt:str, c:Completion, think_ids:tuple|None=None) -> int|None:
     "Generated tokens of the thinking part (`count_thinking_tokens`), from generated ids if `</think>` is one token."
     start_id, end_id = think_ids or _think_ids(tokenizer)
@@ -187,6 +191,7 @@ def thinking_tokens(tokenizer, prompt:str, c:Completion, think_ids:tuple|None=No
     head = c.text[: c.text.index("</think>") + len("</think>")]  # `</think>` spans tokens: count the thinking text only
     return len(tokenizer(head, add_special_tokens=False)["input_ids"])
 
+# %% ../nbs/05_presampling.ipynb #3df76575
 def grade_completions(prompts:list[str], completions:list[Completion], golds:list[str]):
     "Grades (correct, extracted, reason) of completions, on their answer part."
     from o1_pruner.grading import grade_batch
@@ -219,6 +224,7 @@ def _records(problems_by_id:dict, batch:list[tuple[Request, int, Completion]], p
                         finish_reason=c.finish_reason, extracted=g.extracted, correct=correct, grade_reason=why))
     return out
 
+# %% ../nbs/05_presampling.ipynb #ff6a4f5b
 def backend_for(cfg:SampleConfig, model=None, tokenizer=None) -> Backend:
     "The generation backend `cfg` asks for (a loaded `model`/`tokenizer` may be passed for the transformers backend)."
     return make_backend(cfg.backend, model if model is not None else cfg.model,
@@ -229,6 +235,7 @@ def backend_for(cfg:SampleConfig, model=None, tokenizer=None) -> Backend:
                         max_model_len=cfg.max_model_len, seed=cfg.seed, trust_remote_code=cfg.trust_remote_code,
                         engine_kwargs=json.loads(cfg.vllm_kwargs) if cfg.vllm_kwargs else None)
 
+# %% ../nbs/05_presampling.ipynb #891d21f3
 def sample(cfg:SampleConfig, # what to sample
            backend:Backend|None=None, # a ready backend (default: built from cfg)
           ) -> SampleStore:
