@@ -2,7 +2,7 @@
 
 Notebooks run as under `nbdev-test` (`IN_TEST`: the stage notebooks run the toy pipeline at small settings,
 `slow` and `cuda` cells are skipped), except 12_demo, which runs without `IN_TEST` and so shows the full
-demo (it resumes a finished run in nbs/runs/demo instantly; otherwise it runs it, about 8 minutes).
+demo (it resumes a finished run in nbs/runs/demo instantly; otherwise it runs it, about 8.5 minutes).
 Docs runs are quiet: progress bars off (tqdm, transformers, datasets), warnings shown as `Category: message` with no
 file or `<ipython-input-...>` prefix, and the random temporary folders the examples write to shown as `<tmp>/...`.
 Then `nbdev-clean` normalises the files. Commit the notebooks afterwards.
@@ -23,6 +23,18 @@ QUIET = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_
 os.environ.update(QUIET)  # before the libraries load: they read these once (children inherit them)
 
 import nbdev.test as nbtest
+import tqdm.std
+
+_tqdm_init = tqdm.std.tqdm.__init__
+
+
+def _quiet_tqdm(self, *args, **kwargs):
+    "Every bar off in docs runs, also those a caller enables explicitly (except bars written to os.devnull)."
+    if getattr(kwargs.get("file"), "name", None) != os.devnull: kwargs["disable"] = True
+    _tqdm_init(self, *args, **kwargs)
+
+
+tqdm.std.tqdm.__init__ = _quiet_tqdm
 
 FULL_RUN = {"12_demo.ipynb"}
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +73,7 @@ def main(paths):
         print(f"{fn}: {'saved' if ok else 'FAILED (not saved)'} in {secs:.0f} s{' (full run, no IN_TEST)' if full else ''}", flush=True)
         if ok: clean_outputs(fn)
         else: failed.append(str(fn))
-    subprocess.run(["nbdev-clean"], check=True)
+    subprocess.run([str(Path(sys.executable).parent / "nbdev-clean")], check=True)
     return 1 if failed else 0
 
 
