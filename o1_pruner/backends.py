@@ -1,4 +1,4 @@
-"""Generation backends for pre-sampling: one interface, a transformers implementation (CPU or GPU) and a vLLM one (GPU).
+"""Generation backends for pre-sampling: one interface, transformers (CPU or GPU) and vLLM (GPU).
 
 A backend turns `Request`s (a rendered prompt, how many samples to draw, a per-request seed) into
 `Completion`s (text, generated token ids, `num_tokens`, `finish_reason`). Both backends count tokens

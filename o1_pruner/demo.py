@@ -1,5 +1,4 @@
-"""`o1-pruner demo` runs the five stages in rounds, the faithful recipe, the recommended variant and the paper's
-baselines on the toy overthinking model, and writes one report.
+"""`o1-pruner demo`: the five stages in rounds, the variants and the baselines on the toy, one report.
 
 Docs: https://o1-pruner.github.io/o1-pruner/demo.html.md"""
 

@@ -1,5 +1,4 @@
-"""One way to load, freeze, adapt and merge the models every stage trains or scores, and to say how their forward
-pass computes: model options, DeepSpeed configs by name, the launch check, LoRA and its one merge.
+"""Load, freeze, adapt (LoRA) and merge models; DeepSpeed configs by name; how a forward computes.
 
 Docs: https://o1-pruner.github.io/o1-pruner/models.html.md"""
 

@@ -1,4 +1,4 @@
-"""One recipe name runs the whole pipeline: the stage notebooks' configuration cell, and the demo's runner.
+"""One recipe name runs the whole pipeline: the notebooks' configuration cell, the demo's runner.
 
 A *pipeline recipe* (`o1_pruner/recipes/pipelines/<name>.yaml`) names the model and, per stage, a stage recipe and/or
 option overrides. `Pipeline(name).stage("sample")` writes the stage's full configuration to `<root>/configs/`, runs

@@ -1,4 +1,4 @@
-"""The table of the pipeline's stages: name -> the function its command runs. The CLI and `Pipeline` both use it.
+"""The pipeline's stages: name -> the function its command runs (for the CLI and `Pipeline`).
 
 Each function takes the command's arguments (a list of strings) and returns an exit code. `o1-pruner train` sends a
 command line whose `--method` (flag, or its recipe's) is a baseline to the baselines' trainer.

@@ -1,5 +1,4 @@
-"""Where pre-sampled solutions live: one folder format, one writer, and one reader with one rule for torn lines,
-corrupt lines and duplicates, for every stage that reads samples.
+"""Where pre-sampled solutions live: one folder format, one writer, one reader with one rule.
 
 Docs: https://o1-pruner.github.io/o1-pruner/store.html.md"""
 

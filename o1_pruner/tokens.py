@@ -1,5 +1,4 @@
-"""One token path for every stage: the training prompt through the chat template, the completion appended, one
-collator, and the per-sequence log-probabilities that scoring and training both compute.
+"""One token path: chat template, completion, one collator, per-sequence log-probabilities.
 
 Docs: https://o1-pruner.github.io/o1-pruner/tokens.html.md"""
 

@@ -1,5 +1,4 @@
-"""Stage 4: fine-tune the model on its own pre-sampled solutions with the PPO-style clipped objective of O1-Pruner,
-on `transformers.Trainer` (full, freeze or LoRA; DDP or DeepSpeed; packed batches; resumable).
+"""Stage 4: fine-tune on the model's own samples with O1-Pruner's clipped objective.
 
 Docs: https://o1-pruner.github.io/o1-pruner/finetune.html.md"""
 
